@@ -1,0 +1,56 @@
+"""Post-import hook that lets stock s3prl see this plugin's hub entries and downstream tasks.
+
+A one-line ``upstream_merged.pth`` in site-packages imports this module at interpreter start.
+It must stay cheap: it imports nothing heavy and only patches ``s3prl.hub`` and
+``s3prl.downstream`` right after s3prl itself has executed them.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+
+_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream")
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Wraps the real loader and runs our registration right after the module executes."""
+
+    def __init__(self, wrapped: importlib.abc.Loader):
+        self._wrapped = wrapped
+
+    def create_module(self, spec):
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module):
+        self._wrapped.exec_module(module)
+        from upstream_merged import registry  # deferred: heavy imports only when s3prl is used
+
+        registry.patch_module(module)
+
+
+class _S3prlFinder(importlib.abc.MetaPathFinder):
+    """Finds s3prl.hub / s3prl.downstream through the normal path and wraps their loaders."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _PATCHED_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or isinstance(spec.loader, _PatchingLoader):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Insert the finder once; patch modules that were imported before us."""
+    if not any(isinstance(f, _S3prlFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _S3prlFinder())
+    for name in _PATCHED_MODULES:
+        if name in sys.modules:
+            from upstream_merged import registry
+
+            registry.patch_module(sys.modules[name])
+
+
+install()

@@ -1,0 +1,69 @@
+"""Reading Hugging Face-format checkpoint directories and strict state-dict loading."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterable
+
+import torch
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, malformed, or does not match the model it is loaded into."""
+
+
+def read_config(directory: Path) -> dict:
+    """The parsed config.json of a checkpoint directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    path = directory / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"no config.json in {directory} (expected a Hugging Face model directory)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON: {err}") from None
+
+
+def read_weights(directory: Path) -> Dict[str, torch.Tensor]:
+    """The state dict stored in a checkpoint directory (safetensors preferred, .bin loaded weights-only)."""
+    directory = Path(directory)
+    for name in WEIGHT_FILES:
+        path = directory / name
+        if not path.is_file():
+            continue
+        if name.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} does not hold a state dict")
+        return state
+    raise CheckpointError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def _summarise(keys: Iterable[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``: every key used, every parameter/buffer filled, shapes equal."""
+    expected = model.state_dict()
+    unknown = set(state) - set(expected)
+    missing = set(expected) - set(state)
+    if unknown:
+        raise CheckpointError(f"{source}: checkpoint keys the model does not have: {_summarise(unknown)}")
+    if missing:
+        raise CheckpointError(f"{source}: model parameters the checkpoint does not fill: {_summarise(missing)}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: shape mismatch for {key}: checkpoint {tuple(tensor.shape)} vs model {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,123 @@
+"""HuBERT-family encoders (HuBERT, MERT v0/v1) from Hugging Face-format directories, loaded strictly.
+
+MERT publishes a remote-code ``MERTModel`` that wraps transformers' ``HubertModel``; we never run
+that code: a ``HubertConfig`` is built from MERT's config.json and the weights load key by key.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict
+
+import torch
+from transformers import HubertConfig, HubertModel
+
+from upstream_merged.models.checkpoint import CheckpointError, load_strict, read_config, read_weights
+
+logger = logging.getLogger(__name__)
+
+# MERTConfig keys HubertConfig does not know; each either must keep its neutral value or is metadata.
+_MERT_NEUTRAL = {"feature_extractor_cqt": False, "deepnorm": False, "conv_pos_batch_norm": False}
+_MERT_METADATA = ("feature_extractor_cqt_bins", "attention_relax", "sample_rate", "auto_map", "architectures")
+_PREFIXES = ("hubert.", "mert_model.", "model.")
+_WEIGHT_NORM = {  # old torch weight_norm names <-> torch.nn.utils.parametrizations names
+    "weight_g": "parametrizations.weight.original0",
+    "weight_v": "parametrizations.weight.original1",
+}
+
+
+@dataclass
+class LoadedEncoder:
+    """A HuBERT-architecture model with the sample rate it expects."""
+
+    model: HubertModel
+    sample_rate: int
+    kind: str  # "hubert" or "mert"
+    normalize: bool = False  # per-utterance zero-mean/unit-variance input, from preprocessor_config.json
+
+
+def is_mert_config(config: dict) -> bool:
+    """True for MERT's remote-code config."""
+    return config.get("model_type") == "mert_model" or "MERTModel" in (config.get("architectures") or [])
+
+
+def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[HubertConfig, int, str]:
+    """A HubertConfig (no layerdrop, no SpecAugment) plus native sample rate and kind for a HuBERT/MERT config."""
+    config = dict(config)
+    kind = "mert" if is_mert_config(config) else "hubert"
+    if kind == "hubert" and config.get("model_type") not in (None, "hubert"):
+        raise CheckpointError(f"{source}: model_type {config.get('model_type')!r} is not a HuBERT-family model")
+    sample_rate = 16000
+    if kind == "mert":
+        for key, neutral in _MERT_NEUTRAL.items():
+            if config.get(key, neutral) != neutral:
+                raise CheckpointError(f"{source}: MERT option {key}={config[key]!r} is not supported (needs {neutral!r})")
+        if float(config.get("attention_relax", -1.0)) > 0:
+            raise CheckpointError(f"{source}: MERT option attention_relax={config['attention_relax']} is not supported")
+        sample_rate = int(config.get("sample_rate", 16000))
+        for key in (*_MERT_NEUTRAL, *_MERT_METADATA):
+            config.pop(key, None)
+        config["model_type"] = "hubert"
+    config.update(layerdrop=0.0, apply_spec_augment=False)
+    return HubertConfig(**config), sample_rate, kind
+
+
+def _normalise_keys(state: Dict[str, torch.Tensor], model_keys: set[str]) -> Dict[str, torch.Tensor]:
+    """Strip wrapper prefixes and translate weight-norm names to the model's form."""
+    out = {}
+    for key, tensor in state.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix) and key[len(prefix):] in model_keys | _weight_norm_aliases(model_keys):
+                key = key[len(prefix):]
+                break
+        if key not in model_keys:
+            for old, new in _WEIGHT_NORM.items():
+                if key.endswith("." + old) and key[: -len(old)] + new in model_keys:
+                    key = key[: -len(old)] + new
+                elif key.endswith("." + new) and key[: -len(new)] + old in model_keys:
+                    key = key[: -len(new)] + old
+        out[key] = tensor
+    return out
+
+
+def _weight_norm_aliases(model_keys: set[str]) -> set[str]:
+    aliases = set()
+    for key in model_keys:
+        for old, new in _WEIGHT_NORM.items():
+            if key.endswith(new):
+                aliases.add(key[: -len(new)] + old)
+            elif key.endswith(old):
+                aliases.add(key[: -len(old)] + new)
+    return aliases
+
+
+def build_hubert(config: dict, source: str = "config") -> LoadedEncoder:
+    """A randomly initialised HuBERT-family model for ``config`` (no weights loaded)."""
+    hf_config, sample_rate, kind = hubert_config_from_dict(config, source)
+    return LoadedEncoder(HubertModel(hf_config), sample_rate, kind)
+
+
+def load_hubert_family(directory: str | Path) -> LoadedEncoder:
+    """Load a HuBERT or MERT checkpoint directory strictly, in eval mode."""
+    directory = Path(directory)
+    config = read_config(directory)
+    encoder = build_hubert(config, str(directory))
+    state = read_weights(directory)
+    state = _normalise_keys(state, set(encoder.model.state_dict()))
+    load_strict(encoder.model, state, str(directory))
+    encoder.model.eval()
+    encoder.normalize = read_preprocessor_normalize(directory)
+    return encoder
+
+
+def read_preprocessor_normalize(directory: Path) -> bool:
+    """``do_normalize`` of the directory's preprocessor_config.json (False when absent, as fairseq HuBERT base)."""
+    path = Path(directory) / "preprocessor_config.json"
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text()).get("do_normalize", False))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON: {err}") from None

@@ -1,0 +1,105 @@
+"""The one recipe format shared by every method: strict YAML, validated by pydantic, hashed for caching.
+
+A recipe names its ``method``; each method module declares its schema (a :class:`RecipeBase`
+subclass with ``method: Literal[...]``) and a builder with :func:`register_method`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Type
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+METHOD_MODULES = (
+    "upstream_merged.permutation.recipe",
+    "upstream_merged.mam.recipe",
+    "upstream_merged.fusion.recipe",
+)
+
+
+class RecipeError(ValueError):
+    """A recipe file is missing, unreadable or invalid; the message names the key."""
+
+
+class StrictModel(BaseModel):
+    """Base for every recipe section: unknown keys are rejected, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecipeBase(StrictModel):
+    """Keys every recipe has."""
+
+    method: str
+    seed: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How one method validates and builds its recipes."""
+
+    schema: Type[RecipeBase]
+    build: Callable[..., Any]  # build(recipe, out_dir, recipe_text=...) writes a finished model dir
+    plan: Callable[[Any], str]  # plan(recipe) -> human-readable description of what build would do
+
+
+_METHODS: Dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, schema: Type[RecipeBase], build: Callable[..., Any], plan: Callable[[Any], str]) -> None:
+    """Declare the schema, builder and dry-run planner of recipe method ``name``."""
+    _METHODS[name] = MethodSpec(schema, build, plan)
+
+
+def methods() -> Dict[str, MethodSpec]:
+    """Every registered method, importing the method modules on first use."""
+    for module in METHOD_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module and not module.startswith(str(err.name) + "."):
+                raise
+    return dict(_METHODS)
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    problems = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "<top>"
+        problems.append(f"{where}: {item['msg']}")
+    return f"invalid recipe {source}: " + "; ".join(problems)
+
+
+def parse_recipe(data: Any, source: str = "<recipe>") -> RecipeBase:
+    """Validate a recipe mapping against the schema of its ``method``."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"invalid recipe {source}: expected a mapping at the top level")
+    method = data.get("method")
+    known = methods()
+    if method not in known:
+        raise RecipeError(f"invalid recipe {source}: method must be one of {sorted(known)}, got {method!r}")
+    try:
+        return known[method].schema.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_validation(err, source)) from None
+
+
+def load_recipe(path: str | Path) -> RecipeBase:
+    """Read and validate a recipe YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {err}") from None
+    return parse_recipe(data, str(path))
+
+
+def recipe_dict(recipe: RecipeBase) -> dict:
+    """The recipe as plain data with defaults filled (what the cache key hashes)."""
+    return recipe.model_dump(mode="json")

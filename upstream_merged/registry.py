@@ -1,0 +1,102 @@
+"""The plugin's hub entries and downstream tasks, and how they are attached to stock s3prl."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Dict
+
+logger = logging.getLogger(__name__)
+
+# Modules whose import declares hub entries through @hub_entry (one per method family).
+ENTRY_MODULES = (
+    "upstream_merged.hub.baselines",
+    "upstream_merged.hub.permutation",
+    "upstream_merged.hub.mam",
+    "upstream_merged.hub.fusion",
+)
+DOWNSTREAM_DIR = Path(__file__).resolve().parent / "downstream"
+
+_ENTRIES: Dict[str, Callable] = {}
+_ENTRY_MARK = "_upstream_merged_entry"
+
+
+class RegistrationError(RuntimeError):
+    """A plugin name would shadow a stock s3prl name."""
+
+
+def hub_entry(name: str) -> Callable[[Callable], Callable]:
+    """Declare a function as the hub entry ``name`` (s3prl signature: ckpt, model_config, refresh)."""
+
+    def decorate(fn: Callable) -> Callable:
+        if name in _ENTRIES and _ENTRIES[name] is not fn:
+            raise RegistrationError(f"hub entry {name!r} is declared twice ({_ENTRIES[name].__module__}, {fn.__module__})")
+        setattr(fn, _ENTRY_MARK, True)
+        fn.__name__ = name
+        _ENTRIES[name] = fn
+        return fn
+
+    return decorate
+
+
+def entries() -> Dict[str, Callable]:
+    """All hub entries of the plugin, by name."""
+    for module in ENTRY_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a real missing dependency, not an absent family
+                raise
+    return dict(_ENTRIES)
+
+
+def downstream_tasks() -> list[str]:
+    """Names of the downstream tasks the plugin adds under s3prl.downstream."""
+    if not DOWNSTREAM_DIR.is_dir():
+        return []
+    return sorted(p.name for p in DOWNSTREAM_DIR.iterdir() if (p / "expert.py").is_file())
+
+
+def _patch_hub(hub: ModuleType) -> None:
+    for name, fn in entries().items():
+        existing = getattr(hub, name, None)
+        if existing is fn:
+            continue
+        if existing is not None and not getattr(existing, _ENTRY_MARK, False):
+            raise RegistrationError(
+                f"upstream_merged refuses to shadow the stock s3prl hub entry {name!r}; rename the plugin entry"
+            )
+        setattr(hub, name, fn)
+
+
+def _patch_downstream(package: ModuleType) -> None:
+    ours = str(DOWNSTREAM_DIR)
+    if ours in list(package.__path__):
+        return
+    stock = set()
+    for path in package.__path__:
+        if os.path.isdir(path):
+            stock.update(os.listdir(path))
+    clash = sorted(set(downstream_tasks()) & stock)
+    if clash:
+        raise RegistrationError(f"upstream_merged refuses to shadow stock s3prl downstream task(s) {clash}")
+    package.__path__.append(ours)
+
+
+def patch_module(module: ModuleType) -> None:
+    """Attach our entries to ``s3prl.hub`` or our tasks to ``s3prl.downstream``."""
+    if module.__name__ == "s3prl.hub":
+        _patch_hub(module)
+    elif module.__name__ == "s3prl.downstream":
+        _patch_downstream(module)
+
+
+def register() -> None:
+    """Explicitly (and idempotently) make s3prl see the plugin, for sessions started with ``python -S``."""
+    from upstream_merged import _hook  # noqa: F401  (installs the import hook)
+
+    hub = importlib.import_module("s3prl.hub")
+    patch_module(hub)
+    patch_module(importlib.import_module("s3prl.downstream"))

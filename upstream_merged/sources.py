@@ -1,0 +1,62 @@
+"""Resolve a model source (local directory, Hugging Face id, or embedded tiny model) to a local dir."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+TINY_PREFIX = "tiny:"
+_WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.pt", "*.txt", "*.model"]
+
+
+class SourceError(FileNotFoundError):
+    """A model source could not be found locally and could not be fetched."""
+
+
+def cache_root() -> Path:
+    """Root of the plugin's on-disk cache (merged models, tiny models); $UPSTREAM_MERGED_CACHE overrides."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "upstream_merged"
+    return Path(os.environ.get("UPSTREAM_MERGED_CACHE", default))
+
+
+def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "-k") -> Path:
+    """Return a local directory (or file) for ``source``; never substitutes another model.
+
+    Accepts an existing path, ``tiny:<arch>[:seed]`` for the embedded tiny models, or a Hugging Face
+    repo id, which is taken from the local HF cache or downloaded when the network allows it.
+    """
+    text = str(source)
+    if text.startswith(TINY_PREFIX):
+        from upstream_merged.testing.tiny import materialize_tiny
+
+        return materialize_tiny(text)
+    path = Path(text).expanduser()
+    if path.exists():
+        return path.resolve()
+    if text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        raise SourceError(f"{what}: no such file or directory: {text}")
+    return _hf_snapshot(text, what, flag)
+
+
+def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, local_files_only=True))
+    except Exception:  # not in the local HF cache; try the network below
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+        reason = "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+    else:
+        try:
+            logger.info("downloading %s from the Hugging Face hub", repo_id)
+            return Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10))
+        except Exception as err:  # network errors come in many types; the message below says what to do
+            reason = f"download failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
+    raise SourceError(
+        f"{what} {repo_id!r} is not available: {reason}. Download it elsewhere "
+        f"(e.g. `huggingface-cli download {repo_id} --local-dir DIR`), copy DIR here and pass it with "
+        f"`{flag} DIR` (or name DIR in the recipe's sources)."
+    )

@@ -1,0 +1,1 @@
+"""Tiny real-format checkpoints for tests, demos and benchmarks (nothing is downloaded)."""

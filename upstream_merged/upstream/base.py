@@ -1,0 +1,51 @@
+"""The s3prl upstream contract shared by every entry: wav-list validation, padding, frame alignment."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+S3PRL_SAMPLE_RATE = 16000
+
+
+class UpstreamInputError(ValueError):
+    """The wav list given to an upstream is not what s3prl passes (16 kHz 1-D float tensors)."""
+
+
+def validate_wavs(wavs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Check s3prl's input: a non-empty list of non-empty 1-D float tensors."""
+    if not isinstance(wavs, (list, tuple)) or len(wavs) == 0:
+        raise UpstreamInputError("upstream got an empty wav list; s3prl passes a list of 1-D 16 kHz tensors")
+    for index, wav in enumerate(wavs):
+        if not torch.is_tensor(wav) or wav.dim() != 1:
+            shape = tuple(wav.shape) if torch.is_tensor(wav) else type(wav).__name__
+            raise UpstreamInputError(f"wav {index} must be a 1-D tensor of 16 kHz samples, got {shape}")
+        if wav.numel() == 0:
+            raise UpstreamInputError(f"wav {index} is empty")
+    return list(wavs)
+
+
+def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad 1-D wavs into (B, T) with T >= min_length; also return the true lengths (B,)."""
+    lengths = torch.tensor([len(w) for w in wavs], device=wavs[0].device)
+    total = max(int(lengths.max()), min_length)
+    batch = wavs[0].new_zeros(len(wavs), total)
+    for row, wav in enumerate(wavs):
+        batch[row, : len(wav)] = wav
+    return batch, lengths
+
+
+def resample_wavs(wavs: Sequence[torch.Tensor], source_rate: int, target_rate: int) -> List[torch.Tensor]:
+    """Resample each wav with torchaudio (identity when the rates match)."""
+    if source_rate == target_rate:
+        return list(wavs)
+    return [torchaudio.functional.resample(w, source_rate, target_rate) for w in wavs]
+
+
+def interpolate_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linearly resample (B, T, D) features along time to (B, num_frames, D)."""
+    if features.shape[1] == num_frames:
+        return features
+    return F.interpolate(features.transpose(1, 2), size=num_frames, mode="linear", align_corners=False).transpose(1, 2)

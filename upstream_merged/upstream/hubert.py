@@ -1,0 +1,74 @@
+"""s3prl upstream expert for HuBERT-architecture encoders (HuBERT, MERT, merged models)."""
+from __future__ import annotations
+
+import math
+from typing import Dict, List
+
+import torch
+from torch import nn
+from transformers import HubertModel
+
+from upstream_merged.upstream.base import (
+    S3PRL_SAMPLE_RATE,
+    interpolate_frames,
+    pad_batch,
+    resample_wavs,
+    validate_wavs,
+)
+
+
+def conv_output_length(length: int, kernels: List[int], strides: List[int]) -> int:
+    """Frames a stride/kernel CNN stack without padding produces for ``length`` samples."""
+    for kernel, stride in zip(kernels, strides):
+        length = max((length - kernel) // stride + 1, 0)
+    return length
+
+
+def receptive_field(kernels: List[int], strides: List[int]) -> int:
+    """Samples needed for one output frame of the CNN stack."""
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
+class HubertFamilyUpstream(nn.Module):
+    """Wraps a ``HubertModel`` for s3prl: 16 kHz wav list in, 1 + N hidden states out.
+
+    A model with another native rate (MERT-v1: 24 kHz) gets resampled audio; its frames are then
+    linearly interpolated onto the grid a 16 kHz model with the same CNN would produce, so the
+    downsample rate stays an integer (320 for the standard CNN).
+    """
+
+    def __init__(self, model: HubertModel, sample_rate: int = S3PRL_SAMPLE_RATE, normalize: bool = False):
+        super().__init__()
+        self.model = model
+        self.sample_rate = int(sample_rate)
+        self.normalize = bool(normalize)
+        config = model.config
+        self._kernels, self._strides = list(config.conv_kernel), list(config.conv_stride)
+        self._min_samples = receptive_field(self._kernels, self._strides)
+
+    def get_downsample_rates(self, key: str = "hidden_states") -> int:
+        """Samples of 16 kHz input per output frame."""
+        return math.prod(self._strides)
+
+    def _frames_at_16k(self, samples: int) -> int:
+        return conv_output_length(max(samples, self._min_samples), self._kernels, self._strides)
+
+    def forward(self, wavs: List[torch.Tensor]) -> Dict[str, object]:
+        wavs = validate_wavs(wavs)
+        native = resample_wavs(wavs, S3PRL_SAMPLE_RATE, self.sample_rate)
+        if self.normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
+            native = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in native]
+        batch, lengths = pad_batch(native, min_length=self._min_samples)
+        # The padding mask (as s3prl's fairseq and HF HuBERT experts pass it) keeps padded frames out of attention.
+        positions = torch.arange(batch.shape[1], device=batch.device)
+        mask = (positions[None, :] < lengths[:, None]).long()
+        output = self.model(batch, attention_mask=mask, output_hidden_states=True)
+        hidden_states = list(output.hidden_states)
+        if self.sample_rate != S3PRL_SAMPLE_RATE:
+            frames = self._frames_at_16k(max(len(w) for w in wavs))
+            hidden_states = [interpolate_frames(h, frames) for h in hidden_states]
+        return {"hidden_states": hidden_states, "last_hidden_state": hidden_states[-1]}
