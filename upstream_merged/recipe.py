@@ -31,9 +31,10 @@ class StrictModel(BaseModel):
 
 
 class RecipeBase(StrictModel):
-    """Keys every recipe has."""
+    """Keys every recipe has. ``sources`` maps a role (e.g. a/b, target/source) to an HF id, dir or tiny:."""
 
     method: str
+    sources: Dict[str, str]
     seed: int = 0
     description: str = ""
 

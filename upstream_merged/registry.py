@@ -59,7 +59,18 @@ def downstream_tasks() -> list[str]:
     return sorted(p.name for p in DOWNSTREAM_DIR.iterdir() if (p / "expert.py").is_file())
 
 
+def allow_runner_checkpoints() -> None:
+    """Let torch >= 2.6 (weights_only=True) load s3prl runner checkpoints, which pickle argparse.Namespace."""
+    import argparse
+
+    import torch
+
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals([argparse.Namespace])
+
+
 def _patch_hub(hub: ModuleType) -> None:
+    allow_runner_checkpoints()
     for name, fn in entries().items():
         existing = getattr(hub, name, None)
         if existing is fn:

@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated plugin cache, offline HF, and one synthetic speech_commands set per session."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated_cache(monkeypatch, tmp_path_factory):
+    """No test reaches the network; the plugin cache lives in a per-session temp dir."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("UPSTREAM_MERGED_CACHE", str(tmp_path_factory.getbasetemp() / "plugin_cache"))
+
+
+@pytest.fixture(scope="session")
+def speech_commands_root(tmp_path_factory) -> Path:
+    """A small synthetic Speech Commands set (tools/make_speech_commands.py) in s3prl's layout."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.fail("espeak-ng and sox are required (tools/setup_env.sh installs them)")
+    root = tmp_path_factory.getbasetemp() / "speech_commands"
+    if not root.exists():
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "tools" / "make_speech_commands.py"), str(root),
+             "--train-speakers", "8", "--dev-speakers", "2", "--test-speakers", "2"],
+            check=True, capture_output=True,
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def plugin_cache_env(tmp_path_factory) -> dict:
+    """Environment for subprocesses (stock s3prl runs) sharing the session's plugin cache."""
+    return {"UPSTREAM_MERGED_CACHE": str(tmp_path_factory.getbasetemp() / "plugin_cache"), "HF_HUB_OFFLINE": "1"}

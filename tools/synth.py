@@ -1,0 +1,58 @@
+"""Speech synthesis with espeak-ng + sox, shared by the synthetic dataset tools."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"]
+VARIANTS = ["", "+m1", "+m3", "+f2", "+f4", "+klatt", "+m7", "+f1"]
+
+
+class ToolMissingError(RuntimeError):
+    """espeak-ng or sox is not installed."""
+
+
+def require_tools(*names: str) -> None:
+    """Fail with the install command when a needed program is absent."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        raise ToolMissingError(
+            f"missing program(s): {', '.join(missing)}; install them with `apt-get install -y espeak-ng sox`"
+        )
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: an espeak-ng voice+variant with its own pitch and speed."""
+
+    voice: str
+    pitch: int
+    speed: int
+
+    @staticmethod
+    def from_index(index: int) -> "Speaker":
+        """A deterministic, distinct speaker for each index."""
+        voice = VOICES[index % len(VOICES)] + VARIANTS[(index // len(VOICES)) % len(VARIANTS)]
+        return Speaker(voice=voice, pitch=30 + (index * 17) % 50, speed=140 + (index * 23) % 60)
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"command failed ({' '.join(cmd)}): {result.stderr.strip()[:300]}")
+
+
+def speak(text: str, speaker: Speaker, out: Path, rate: int = 16000, sox_effects: tuple = ()) -> None:
+    """Synthesize ``text`` to a mono 16-bit wav (or flac, by suffix) at ``rate``, then apply sox effects."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        _run(["espeak-ng", "-v", speaker.voice, "-s", str(speaker.speed), "-p", str(speaker.pitch), "-w", str(raw), text])
+        _run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects])
+
+
+def noise(out: Path, seconds: float, kind: str = "whitenoise", volume: float = 0.1, rate: int = 16000) -> None:
+    """Write a noise clip with sox's synth (deterministic for a given kind/length)."""
+    _run(["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out), "synth", str(seconds), kind, "vol", str(volume)])

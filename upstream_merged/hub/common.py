@@ -1,0 +1,68 @@
+"""What every recipe-built hub entry shares: reading -k/-g, hashing sources, the on-disk merge cache."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Optional
+
+from upstream_merged.cache import build_atomically, content_key
+from upstream_merged.recipe import RecipeBase, load_recipe, methods, recipe_dict
+from upstream_merged.sources import cache_root, resolve_source
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def packaged_recipe(name: str) -> Path:
+    """Path of a recipe shipped inside the package (upstream_merged/recipes/<name>.yaml)."""
+    path = PACKAGE_RECIPES / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no packaged recipe {name!r} at {path}")
+    return path
+
+
+def is_recipe_file(path: Optional[str]) -> bool:
+    """True when ``path`` names a YAML file (a recipe) rather than a model directory."""
+    return bool(path) and str(path).endswith((".yaml", ".yml"))
+
+
+def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: str) -> RecipeBase:
+    """The recipe for an entry: -g (model_config) or a YAML passed as -k, else the packaged default."""
+    if model_config:
+        return load_recipe(model_config)
+    if is_recipe_file(ckpt):
+        return load_recipe(ckpt)
+    return load_recipe(packaged_recipe(default_recipe))
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_fingerprint(source: str) -> dict:
+    """Content hash of a source's config and weight files (so a changed checkpoint changes the cache key)."""
+    path = resolve_source(source, what=f"source {source!r}", flag="the recipe's sources")
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return {p.name: _file_digest(p) for p in files}
+
+
+def merged_cache_dir(recipe: RecipeBase) -> Path:
+    """Where the built result of ``recipe`` is cached: keyed by the recipe and its sources' content."""
+    material = {"recipe": recipe_dict(recipe), "sources": {k: source_fingerprint(v) for k, v in recipe.sources.items()}}
+    return cache_root() / "merged" / f"{recipe.method}-{content_key(material)}"
+
+
+def build_cached(recipe: RecipeBase, refresh: bool = False) -> Path:
+    """Build ``recipe`` once into the cache (atomically) and return the finished directory."""
+    target = merged_cache_dir(recipe)
+    spec = methods()[recipe.method]
+    if not refresh and (target / ".complete").is_file():
+        return target
+    logger.info("building %s into %s (first use)", recipe.method, target)
+    return build_atomically(target, lambda tmp: spec.build(recipe, tmp, recipe_text=None, progress=True), refresh=refresh)
