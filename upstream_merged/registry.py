@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 ENTRY_MODULES = (
     "upstream_merged.hub.baselines",
     "upstream_merged.hub.permutation",
+    "upstream_merged.hub.beats",
     "upstream_merged.hub.mam",
     "upstream_merged.hub.fusion",
 )
