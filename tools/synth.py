@@ -50,9 +50,9 @@ def speak(text: str, speaker: Speaker, out: Path, rate: int = 16000, sox_effects
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
         _run(["espeak-ng", "-v", speaker.voice, "-s", str(speaker.speed), "-p", str(speaker.pitch), "-w", str(raw), text])
-        _run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects])
+        _run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects])
 
 
 def noise(out: Path, seconds: float, kind: str = "whitenoise", volume: float = 0.1, rate: int = 16000) -> None:
     """Write a noise clip with sox's synth (deterministic for a given kind/length)."""
-    _run(["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out), "synth", str(seconds), kind, "vol", str(volume)])
+    _run(["sox", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out), "synth", str(seconds), kind, "vol", str(volume)])

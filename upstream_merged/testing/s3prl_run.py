@@ -59,7 +59,7 @@ def run_downstream(args: Sequence[str], cwd: Optional[Path] = None, env: Optiona
     argv = list(args)
     if "--device" not in argv:
         argv += ["--device", "cpu"]
-    full_env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **(env or {}))
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     proc = subprocess.run(
         [sys.executable, str(stock_script()), *argv],
         cwd=str(cwd or Path.cwd()), env=full_env, capture_output=True, text=True, timeout=timeout,
