@@ -133,3 +133,13 @@ def test_unsupported_mert_options_are_refused(tmp_path, option):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=next(iter(option))):
         load_hubert_family(tmp_path)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, "24k", 24000.5])
+def test_wrong_sample_rate_is_named(tmp_path, rate):
+    write_mert_dir(tmp_path, build_tiny_hubert(), version="v1")
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["sample_rate"] = rate
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="sample_rate"):
+        load_hubert_family(tmp_path)

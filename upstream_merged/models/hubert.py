@@ -56,7 +56,9 @@ def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[Huber
                 raise CheckpointError(f"{source}: MERT option {key}={config[key]!r} is not supported (needs {neutral!r})")
         if float(config.get("attention_relax", -1.0)) > 0:
             raise CheckpointError(f"{source}: MERT option attention_relax={config['attention_relax']} is not supported")
-        sample_rate = int(config.get("sample_rate", 16000))
+        sample_rate = config.get("sample_rate", 16000)
+        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or not 4000 <= sample_rate <= 192000:
+            raise CheckpointError(f"{source}: sample_rate must be an integer rate in Hz (e.g. 16000 or 24000), got {sample_rate!r}")
         for key in (*_MERT_NEUTRAL, *_MERT_METADATA):
             config.pop(key, None)
         config["model_type"] = "hubert"
