@@ -1,0 +1,1 @@
+"""Multimodal Attention Merging (MAM, L-MAM): text/image attention projections interpolated into audio encoders."""

@@ -1,0 +1,103 @@
+"""Load a MAM target or source (HuBERT/MERT dir, BEATs .pt, BERT or ViT dir), detecting its architecture."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+
+from upstream_merged.mam.core import Dims
+from upstream_merged.mam.layouts import LAYOUTS, AttentionLayout
+from upstream_merged.models.checkpoint import CheckpointError, read_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AttentionModel:
+    """A loaded encoder with its architecture, size and whatever is needed to write it back."""
+
+    arch: str
+    model: torch.nn.Module
+    config: Dict[str, Any]  # HF config.json, or the BEATs checkpoint's 'cfg'
+    path: Path
+    sample_rate: int = 16000
+    normalize: bool = False
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def layout(self) -> AttentionLayout:
+        """Where this architecture keeps its attention projections."""
+        return LAYOUTS[self.arch]
+
+    @property
+    def dims(self) -> Dims:
+        """Width, heads and layers read from the config with the layout's key names."""
+        layout = self.layout
+        try:
+            return Dims(int(self.config[layout.width_key]), int(self.config[layout.heads_key]),
+                        int(self.config[layout.layers_key]))
+        except KeyError as err:
+            raise CheckpointError(f"{self.path}: config has no {err.args[0]!r} ({self.arch})") from None
+
+
+def beats_checkpoint_file(path: Path) -> Path:
+    """The .pt file of a BEATs source: the path itself, or the single .pt inside a directory."""
+    if path.is_file():
+        return path
+    candidates = sorted(path.glob("*.pt"))
+    if len(candidates) != 1:
+        raise CheckpointError(f"{path}: expected one BEATs .pt file in the directory, found {len(candidates)}")
+    return candidates[0]
+
+
+def detect_arch(path: Path) -> str:
+    """'hubert', 'beats', 'bert' or 'vit' for a checkpoint path (config.json model_type, or a BEATs .pt)."""
+    path = Path(path)
+    if path.is_file() or not (path / "config.json").is_file():
+        if path.suffix == ".pt" or (path.is_dir() and any(path.glob("*.pt"))):
+            return "beats"
+        raise CheckpointError(f"{path}: neither a Hugging Face model dir (config.json) nor a BEATs .pt checkpoint")
+    config = read_config(path)
+    model_type = config.get("model_type")
+    if model_type in ("hubert", "mert_model") or "MERTModel" in (config.get("architectures") or []):
+        return "hubert"
+    if model_type in ("bert", "vit"):
+        return model_type
+    raise CheckpointError(f"{path}/config.json: model_type {model_type!r} is not one MAM supports "
+                          f"(hubert, MERT, bert, vit; BEATs as an official .pt)")
+
+
+def load_attention_model(path: Path) -> AttentionModel:
+    """Load ``path`` strictly as the architecture :func:`detect_arch` finds, in eval mode."""
+    path = Path(path)
+    arch = detect_arch(path)
+    if arch == "hubert":
+        from upstream_merged.models.hubert import load_hubert_family
+
+        encoder = load_hubert_family(path)
+        config = encoder.model.config.to_dict()
+        return AttentionModel(arch, encoder.model, config, path, encoder.sample_rate, encoder.normalize)
+    if arch == "beats":
+        return _load_beats(beats_checkpoint_file(path))
+    from upstream_merged.mam.text_image import load_bert, load_vit
+
+    loaded = (load_bert if arch == "bert" else load_vit)(path)
+    return AttentionModel(arch, loaded.model, loaded.config, path, notes=loaded.notes)
+
+
+def _load_beats(path: Path) -> AttentionModel:
+    from upstream_merged.models.beats import load_beats
+
+    model = load_beats(path)
+    return AttentionModel("beats", model, beats_cfg(model, path), path)
+
+
+def beats_cfg(model: torch.nn.Module, path: Path) -> Dict[str, Any]:
+    """The plain-dict 'cfg' of a loaded BEATs model (as stored in the official checkpoint)."""
+    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "cfg" not in checkpoint:
+        raise CheckpointError(f"{path}: not an official BEATs checkpoint (a dict with 'cfg' and 'model')")
+    return dict(checkpoint["cfg"])
