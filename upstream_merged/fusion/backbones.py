@@ -1,0 +1,82 @@
+"""Frozen backbones for fusion: HuBERT/MERT, WavLM and Whisper encoders behind one small interface.
+
+The kind is read from the checkpoint's config.json (model_type), so a recipe only names sources.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List
+
+import torch
+from torch import nn
+
+from upstream_merged.fusion.whisper import WhisperContext, WhisperEncoderUpstream
+from upstream_merged.models.checkpoint import CheckpointError, read_config
+from upstream_merged.models.hubert import is_mert_config, load_hubert_family
+from upstream_merged.models.wavlm import load_wavlm
+from upstream_merged.models.whisper import load_whisper_encoder
+from upstream_merged.upstream.hubert import HubertFamilyUpstream
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("hubert", "mert", "wavlm", "whisper")
+
+
+class FrozenBackbone(nn.Module):
+    """A pretrained s3prl-style upstream that never trains: no gradients, eval mode whatever .train() says."""
+
+    def __init__(self, upstream: nn.Module, kind: str, width: int, depth: int):
+        super().__init__()
+        self.upstream = upstream
+        self.kind, self.width, self.depth = kind, int(width), int(depth)  # depth = 1 + transformer layers
+        self.upstream.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "FrozenBackbone":
+        """Stay in eval mode (no dropout, deterministic) even when the runner trains the fusion upstream."""
+        return super().train(False)
+
+    @property
+    def downsample_rate(self) -> int:
+        """Samples of 16 kHz input per native output frame."""
+        return int(self.upstream.get_downsample_rates("hidden_states"))
+
+    def forward(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """16 kHz wav list -> the backbone's 1 + N hidden states (B, T_m, D_m), computed without autograd."""
+        with torch.no_grad():
+            return list(self.upstream(wavs)["hidden_states"])
+
+
+def backbone_kind(config: dict, source: str) -> str:
+    """hubert, mert, wavlm or whisper, from a config.json dict."""
+    if is_mert_config(config):
+        return "mert"
+    kind = config.get("model_type")
+    if kind in ("hubert", "wavlm", "whisper"):
+        return kind
+    raise CheckpointError(
+        f"{source}: model_type {kind!r} is not a supported fusion backbone (supported: hubert, MERT, wavlm, whisper)"
+    )
+
+
+def load_backbone(directory: str | Path, whisper_context: WhisperContext = "clip") -> FrozenBackbone:
+    """Load the checkpoint directory strictly and wrap it as a frozen backbone."""
+    directory = Path(directory)
+    config = read_config(directory)
+    kind = backbone_kind(config, str(directory))
+    if kind in ("hubert", "mert"):
+        encoder = load_hubert_family(directory)
+        upstream = HubertFamilyUpstream(encoder.model, encoder.sample_rate, encoder.normalize)
+        width, layers = encoder.model.config.hidden_size, encoder.model.config.num_hidden_layers
+    elif kind == "wavlm":
+        model, normalize = load_wavlm(directory)
+        # WavLMModel has HubertModel's calling convention and CNN config, so the HuBERT expert serves it.
+        upstream = HubertFamilyUpstream(model, 16000, normalize)
+        width, layers = model.config.hidden_size, model.config.num_hidden_layers
+    else:
+        loaded = load_whisper_encoder(directory)
+        upstream = WhisperEncoderUpstream(loaded.encoder, loaded.frontend, context=whisper_context)
+        width, layers = loaded.encoder.config.d_model, loaded.encoder.config.encoder_layers
+    logger.info("fusion backbone %s from %s: width %d, %d hidden states", kind, directory, width, layers + 1)
+    return FrozenBackbone(upstream, kind, width, layers + 1)

@@ -1,0 +1,90 @@
+"""Fusion hub entries: frozen HuBERT / WavLM / Whisper backbones fused by HConv, CHConv, weighted sum or GumD.
+
+hconv, chconv and gumd entries hold their trainable interface inside the upstream, so it trains
+only with stock ``-f`` (the backbones stay frozen either way); ws entries expose the aligned
+layers and the stock Featurizer learns the layer weights without ``-f``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from upstream_merged.fusion.build import fusion_upstream_from_recipe
+from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
+from upstream_merged.fusion.model import FusionUpstream
+from upstream_merged.fusion.recipe import FusionRecipe
+from upstream_merged.hub.common import choose_recipe, is_recipe_file
+from upstream_merged.recipe import RecipeError, load_recipe
+from upstream_merged.registry import hub_entry
+
+logger = logging.getLogger(__name__)
+
+# entry name -> packaged recipe (upstream_merged/recipes/<name>.yaml); *_tiny use tiny_<name>.yaml.
+PUBLISHED = {
+    "fusion_hubert_wavlm_hconv": "hconv",
+    "fusion_hubert_wavlm_chconv": "chconv",
+    "fusion_hubert_whisper_hconv": "hconv",
+    "fusion_hubert_wavlm_whisper_hconv": "hconv",
+    "fusion_hubert_wavlm_ws": "ws",
+    "fusion_hubert_wavlm_gumd": "gumd",
+}
+NEEDS_FINETUNE_FLAG = {"hconv": True, "chconv": True, "gumd": True, "ws": False}
+
+
+def _as_fusion(recipe, source: str) -> FusionRecipe:
+    if not isinstance(recipe, FusionRecipe):
+        raise RecipeError(f"{source}: method {recipe.method!r} is not a fusion recipe (method: fusion)")
+    return recipe
+
+
+def _check_interface(entry: str, wanted: Optional[str], found: str) -> None:
+    if wanted is not None and found != wanted:
+        raise ValueError(f"{entry} uses interface {wanted}, but the given recipe/dir says {found}; "
+                         "use the matching fusion entry or fusion_custom")
+
+
+def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_recipe: Optional[str],
+                    interface: Optional[str] = None, entry: str = "fusion_custom") -> FusionUpstream:
+    """Build the upstream for -k/-g: a fused-model dir (-k), a recipe (-g, or -k YAML) or the packaged default."""
+    if ckpt and not is_recipe_file(ckpt):
+        if model_config:
+            raise ValueError(f"{entry}: give either -k FUSED_DIR or -g RECIPE, not both")
+        if not is_fused_dir(ckpt):
+            raise ValueError(
+                f"{entry}: -k {ckpt} is neither a recipe YAML nor a fused-model directory (no fusion.json). "
+                "A fusion entry has several backbones, so one checkpoint dir cannot be -k: name local dirs in a "
+                "recipe's sources and pass it with -g, or write a fused dir with `python -m upstream_merged merge`."
+            )
+        upstream = load_fused_dir(ckpt)
+        _check_interface(entry, interface, upstream.spec.interface)
+        return upstream
+    if default_recipe is not None:
+        recipe = choose_recipe(ckpt, model_config, default_recipe)
+    elif model_config or ckpt:
+        recipe = load_recipe(model_config or ckpt)
+    else:
+        raise ValueError(f"{entry} needs a fusion recipe: pass -g RECIPE.yaml (or -k FUSED_DIR)")
+    recipe = _as_fusion(recipe, model_config or ckpt or default_recipe)
+    _check_interface(entry, interface, recipe.interface)
+    return fusion_upstream_from_recipe(recipe)
+
+
+def _entry(name: str, recipe_name: str, interface: str, tiny: bool) -> None:
+    def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
+        return fusion_upstream(ckpt, model_config, recipe_name, interface, entry=name)
+
+    flag = "train it with -f" if NEEDS_FINETUNE_FLAG[interface] else "no -f needed (Featurizer learns the weights)"
+    default = "tiny embedded backbones" if tiny else "published checkpoints"
+    entry.__doc__ = f"{name}: {interface} fusion ({default}; -g RECIPE overrides; {flag})."
+    hub_entry(name)(entry)
+
+
+for _name, _interface in PUBLISHED.items():
+    _entry(_name, _name, _interface, tiny=False)
+    _entry(f"{_name}_tiny", f"tiny_{_name}", _interface, tiny=True)
+
+
+@hub_entry("fusion_custom")
+def fusion_custom(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
+    """fusion_custom: any fusion recipe (-g RECIPE.yaml) or fused-model dir (-k DIR); -f trains its interface."""
+    return fusion_upstream(ckpt, model_config, None, None, entry="fusion_custom")
