@@ -1,0 +1,71 @@
+"""Whisper without 30 s padding vs the reference (WhisperFeatureExtractor + the full HF encoder, sliced).
+
+Stated tolerances: the log-mel frames and the encoder stem (hidden state 0) match the reference
+within 1e-4 on a short clip; context="padded" matches every layer within 1e-4. Deeper layers in
+context="clip" differ by construction (attention no longer sees 29 s of padding frames); the test
+only checks they are finite and reports their relative error.
+"""
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor
+
+from upstream_merged.fusion.whisper import WhisperEncoderUpstream
+from upstream_merged.models.whisper import WhisperFrontendConfig, load_whisper_encoder
+from upstream_merged.sources import resolve_source
+from upstream_merged.testing.tiny_fusion import build_tiny_whisper
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    directory = resolve_source("tiny:whisper:0")
+    loaded = load_whisper_encoder(directory)
+    extractor = WhisperFeatureExtractor.from_pretrained(str(directory))
+    return loaded, extractor
+
+
+@pytest.fixture(scope="module")
+def clip():
+    generator = torch.Generator().manual_seed(0)
+    t = torch.arange(19_237) / 16000
+    return (0.3 * torch.sin(2 * torch.pi * 220 * t) + 0.05 * torch.randn(t.shape, generator=generator)).float()
+
+
+def test_log_mel_matches_feature_extractor_without_padding(whisper, clip):
+    loaded, extractor = whisper
+    upstream = WhisperEncoderUpstream(loaded.encoder, loaded.frontend)
+    reference = extractor(clip.numpy(), sampling_rate=16000, return_tensors="pt").input_features  # (1, 80, 3000)
+    short = upstream.frontend(clip[None], 124)
+    torch.testing.assert_close(short, reference[..., :124], atol=TOL, rtol=0)
+    torch.testing.assert_close(upstream.frontend(clip[None], 3000), reference, atol=TOL, rtol=0)
+
+
+def test_short_clip_against_padded_reference(whisper, clip):
+    loaded, extractor = whisper
+    reference_input = extractor(clip.numpy(), sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        reference = loaded.encoder(reference_input, output_hidden_states=True).hidden_states
+        short = WhisperEncoderUpstream(loaded.encoder, loaded.frontend, "clip")([clip])["hidden_states"]
+        padded = WhisperEncoderUpstream(loaded.encoder, loaded.frontend, "padded")([clip])["hidden_states"]
+    frames = -(-len(clip) // 320)
+    assert len(short) == len(reference) == 3 and short[0].shape == (1, frames, 48)
+    torch.testing.assert_close(short[0], reference[0][:, :frames], atol=TOL, rtol=0)  # frontend + stem exact
+    for ours, ref in zip(padded, reference):
+        torch.testing.assert_close(ours, ref[:, :frames], atol=TOL, rtol=0)
+    for layer, (ours, ref) in enumerate(zip(short, reference)):
+        ref = ref[:, :frames]
+        assert torch.isfinite(ours).all()
+        print(f"layer {layer}: relative error of clip context {float((ours - ref).norm() / ref.norm()):.3f}")
+
+
+def test_long_clip_is_encoded_window_by_window():
+    model = build_tiny_whisper(5, max_source_positions=20)  # a 0.4 s window
+    upstream = WhisperEncoderUpstream(model.encoder, WhisperFrontendConfig()).eval()
+    with torch.no_grad():
+        hidden = upstream([torch.randn(16000), torch.randn(7000)])["hidden_states"]
+        padded = WhisperEncoderUpstream(model.encoder, WhisperFrontendConfig(), "padded")([torch.randn(16000)])
+    assert [h.shape for h in hidden] == [(2, 50, 48)] * 3
+    assert padded["hidden_states"][-1].shape == (1, 50, 48)
+    with pytest.raises(ValueError, match="whisper context must be 'clip' or 'padded'"):
+        WhisperEncoderUpstream(model.encoder, WhisperFrontendConfig(), "full")
