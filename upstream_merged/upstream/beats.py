@@ -42,6 +42,7 @@ class BEATsUpstream(nn.Module):
         lengths = torch.tensor([f.shape[0] for f in fbanks], device=fbanks[0].device)
         total = max(int(lengths.max()), self._patch)
         batch = torch.stack([F.pad(f, (0, 0, 0, total - f.shape[0])) for f in fbanks])  # (B, frames, 128)
+        batch = batch.to(self.model.patch_embedding.weight.dtype)
         output = self.model(batch, frame_lengths=lengths)
         hidden_states = [pool_frequency(h, output.freq_patches) for h in output.hidden_states]  # (B, T_p, D)
         return {
