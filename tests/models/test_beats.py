@@ -1,5 +1,6 @@
 """BEATs model: official checkpoint keys and format, strict loading, and an independent reference (openbeats)."""
 import logging
+import math
 import warnings
 
 import pytest
@@ -248,3 +249,49 @@ def test_matches_openbeats_reference(name):
             difference = (theirs - hidden).abs().max().item()
             print(f"{name} layer {layer}: max |ours - openbeats| = {difference:.2e}")
             assert difference < 1e-4
+
+
+def _naive_bucket(relative, num_buckets=320, max_distance=800):
+    half = num_buckets // 2
+    offset = half if relative > 0 else 0
+    distance, exact = abs(relative), half // 2
+    if distance < exact:
+        return offset + distance
+    return offset + min(half - 1, exact + int(math.log(distance / exact) / math.log(max_distance / exact) * (half - exact)))
+
+
+def _naive_layer(state, prefix, x, heads, layers):
+    """One post-LN DeepNorm BEATs layer with gated relative bias, written with explicit loops (no shared code)."""
+    w = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    table = state["encoder.layers.0.self_attn.relative_attention_bias.weight"]
+    length, dim = x.shape
+    d = dim // heads
+    alpha = (2 * layers) ** 0.25
+    linear = lambda name, v: v @ w[name + ".weight"].T + w[name + ".bias"]  # noqa: E731
+    q, k, v = (linear(f"self_attn.{n}_proj", x) for n in "qkv")
+    context = torch.zeros(length, dim)
+    buckets = torch.tensor([[_naive_bucket(j - i) for j in range(length)] for i in range(length)])
+    for h in range(heads):
+        cols = slice(h * d, (h + 1) * d)
+        for i in range(length):
+            grep = linear("self_attn.grep_linear", q[i, cols])  # (8,)
+            gate_a, gate_b = torch.sigmoid(grep[:4].sum()), torch.sigmoid(grep[4:].sum())
+            gate = gate_a * (gate_b * w["self_attn.grep_a"][0, h, 0, 0] - 1.0) + 2.0
+            scores = k[:, cols] @ q[i, cols] / math.sqrt(d) + gate * table[buckets[i], h]  # over keys j
+            context[i, cols] = torch.softmax(scores, dim=0) @ v[:, cols]
+    norm = lambda name, v: torch.nn.functional.layer_norm(v, (dim,), w[name + ".weight"], w[name + ".bias"])  # noqa: E731
+    x = norm("self_attn_layer_norm", alpha * x + linear("self_attn.out_proj", context))
+    ffn = linear("fc2", torch.nn.functional.gelu(linear("fc1", x)))
+    return norm("final_layer_norm", alpha * x + ffn)
+
+
+def test_layers_match_a_naive_loop_reference():
+    """Always-on independent check (no openbeats needed): explicit per-head, per-query loops."""
+    model = build_tiny_beats(seed=13)
+    state = model.state_dict()
+    with torch.no_grad():
+        hidden = model(beats_fbank(_wav(2.5, seed=6))[None]).hidden_states  # 15 patches x 8 = 120 tokens
+        assert hidden[0].shape[1] == 120  # distances up to 119 reach the log-spaced buckets (>= 80)
+        for layer in range(2):
+            expected = _naive_layer(state, f"encoder.layers.{layer}.", hidden[layer][0], heads=4, layers=2)
+            torch.testing.assert_close(hidden[layer + 1][0], expected, atol=1e-4, rtol=1e-4)
