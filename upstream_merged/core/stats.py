@@ -1,0 +1,123 @@
+"""Streaming cross-correlation between the channels of two models at one site.
+
+Memory is fixed by the channel counts, never by the amount of calibration data: each batch's
+co-moments are computed in float32 around the batch mean and merged into float64 accumulators with
+Chan et al.'s parallel update. Accumulators of several workers merge exactly the same way, and
+:meth:`CrossMoments.all_reduce` does it across ``torch.distributed`` ranks.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+# A channel is dead when its variance is below this fraction of the site's mean variance.
+DEAD_VARIANCE = 1e-10
+
+
+class CrossMoments:
+    """Running count, means, variances and cross-covariance of paired observations ``a`` (n_a) and ``b`` (n_b)."""
+
+    def __init__(self, n_a: int, n_b: int):
+        self.count = 0.0
+        self.mean_a = torch.zeros(n_a, dtype=torch.float64)
+        self.mean_b = torch.zeros(n_b, dtype=torch.float64)
+        self.m2_a = torch.zeros(n_a, dtype=torch.float64)
+        self.m2_b = torch.zeros(n_b, dtype=torch.float64)
+        self.cross = torch.zeros(n_a, n_b, dtype=torch.float64)
+
+    def update(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Add ``N`` paired rows: ``a`` (N, n_a) and ``b`` (N, n_b), any float dtype."""
+        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[0]:
+            raise ValueError(f"update needs (N, n_a) and (N, n_b) with the same N, got {tuple(a.shape)} and {tuple(b.shape)}")
+        rows = a.shape[0]
+        if rows == 0:
+            return
+        a = a.detach().float()
+        b = b.detach().float()
+        mean_a = a.mean(0)
+        mean_b = b.mean(0)
+        centred_a = a - mean_a
+        centred_b = b - mean_b
+        self._merge(
+            float(rows),
+            mean_a.double(),
+            mean_b.double(),
+            centred_a.square().sum(0).double(),
+            centred_b.square().sum(0).double(),
+            (centred_a.T @ centred_b).double(),  # (n_a, n_b): the costly part, one float32 GEMM per batch
+        )
+
+    def _merge(self, count: float, mean_a, mean_b, m2_a, m2_b, cross) -> None:
+        if count == 0:
+            return
+        total = self.count + count
+        delta_a = mean_a - self.mean_a
+        delta_b = mean_b - self.mean_b
+        weight = self.count * count / total
+        self.m2_a += m2_a + delta_a.square() * weight
+        self.m2_b += m2_b + delta_b.square() * weight
+        self.cross += cross
+        if weight:
+            self.cross.addr_(delta_a, delta_b, alpha=weight)
+        self.mean_a += delta_a * (count / total)
+        self.mean_b += delta_b * (count / total)
+        self.count = total
+
+    def merge(self, other: "CrossMoments") -> None:
+        """Fold another accumulator of the same site into this one (as if its data had been added here)."""
+        if other.cross.shape != self.cross.shape:
+            raise ValueError(f"cannot merge moments of shape {tuple(other.cross.shape)} into {tuple(self.cross.shape)}")
+        self._merge(other.count, other.mean_a, other.mean_b, other.m2_a, other.m2_b, other.cross)
+
+    def all_reduce(self, group: Optional[object] = None) -> None:
+        """Combine the accumulators of every rank in place (a no-op unless torch.distributed is initialised)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        head = torch.cat([torch.tensor([self.count], dtype=torch.float64), self.mean_a * self.count, self.mean_b * self.count])
+        dist.all_reduce(head, group=group)
+        total = float(head[0])
+        if total == 0:
+            return
+        n_a = self.mean_a.numel()
+        mean_a = head[1:1 + n_a] / total
+        mean_b = head[1 + n_a:] / total
+        # Shift each rank's centred moments to the global mean, then sum them (exact, no cancellation).
+        shift_a = self.mean_a - mean_a
+        shift_b = self.mean_b - mean_b
+        self.m2_a += self.count * shift_a.square()
+        self.m2_b += self.count * shift_b.square()
+        if self.count:
+            self.cross.addr_(shift_a, shift_b, alpha=self.count)
+        for tensor in (self.m2_a, self.m2_b, self.cross):
+            dist.all_reduce(tensor, group=group)
+        self.count, self.mean_a, self.mean_b = total, mean_a, mean_b
+
+    def variances(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Population variances of every a and b channel."""
+        denominator = max(self.count, 1.0)
+        return self.m2_a / denominator, self.m2_b / denominator
+
+    def dead(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boolean masks of channels with (numerically) zero variance in a and in b."""
+        var_a, var_b = self.variances()
+        return _dead(var_a), _dead(var_b)
+
+    def correlation(self) -> torch.Tensor:
+        """Pearson correlation (n_a, n_b), float64 in [-1, 1]; rows/columns of dead channels are 0, never NaN."""
+        var_a, var_b = self.variances()
+        dead_a, dead_b = _dead(var_a), _dead(var_b)
+        denominator = max(self.count, 1.0)
+        std_a = torch.where(dead_a, torch.ones_like(var_a), var_a.sqrt())
+        std_b = torch.where(dead_b, torch.ones_like(var_b), var_b.sqrt())
+        corr = self.cross / denominator / std_a[:, None] / std_b[None, :]
+        corr[dead_a] = 0.0
+        corr[:, dead_b] = 0.0
+        return corr.clamp_(-1.0, 1.0)
+
+
+def _dead(var: torch.Tensor) -> torch.Tensor:
+    scale = float(var.mean()) if var.numel() else 0.0
+    return var <= DEAD_VARIANCE * scale if scale > 0 else torch.ones_like(var, dtype=torch.bool)

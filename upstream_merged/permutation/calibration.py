@@ -1,0 +1,241 @@
+"""One calibration pass: both models hear the same clips, hooks at every probe site feed streaming statistics.
+
+Each model gets the audio at its native sample rate (and its own input normalisation). Padded frames
+are masked out at every site; when the models' frame rates differ, B's frames are interpolated onto
+A's grid. High-rate sites keep a seeded random subsample of frames (``frames_per_second`` per site),
+chosen per clip from the clip's global index, so results do not depend on batching or sharding.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio
+from tqdm.auto import tqdm
+
+from upstream_merged.core.stats import CrossMoments
+from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
+from upstream_merged.permutation.spec import PermutationSpec, Probe
+from upstream_merged.upstream.base import pad_batch
+from upstream_merged.upstream.hubert import conv_output_length, receptive_field
+
+logger = logging.getLogger(__name__)
+
+SILENCE_PEAK = 1e-5  # a clip whose samples all stay below this is silent and skipped
+
+
+@dataclass
+class CalibrationResult:
+    """Statistics per group (one accumulator per probe site) and what the pass consumed."""
+
+    moments: Dict[str, List[CrossMoments]]
+    clips: int = 0
+    silent: int = 0
+    too_short: int = 0
+    seconds: float = 0.0
+    skipped: List[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Plain-data description for the merge report."""
+        frames = {group: int(m[0].count) for group, m in self.moments.items() if m}
+        return {"clips_used": self.clips, "clips_skipped_silent": self.silent, "clips_skipped_too_short": self.too_short,
+                "seconds": round(self.seconds, 3), "frames_per_group": frames, "skipped_examples": self.skipped[:5]}
+
+
+def _rank_and_world() -> Tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def model_input(waves: Sequence[torch.Tensor], normalize: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pad native-rate waves into (B, T) with an attention mask, normalising each clip as its model expects."""
+    if normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
+        waves = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in waves]
+    batch, lengths = pad_batch(waves)
+    mask = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
+    return batch, mask
+
+
+def _as_frames(tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
+    """Activations as (B, T, C)."""
+    if isinstance(tensor, (tuple, list)):
+        tensor = tensor[0]
+    return tensor.transpose(1, 2) if probe.channel_dim == 1 else tensor
+
+
+@contextmanager
+def _hooks(model: torch.nn.Module, probes: Sequence[Tuple[str, Probe]], sink: Callable[[str, Probe, torch.Tensor], None]) -> Iterator[None]:
+    """Forward (pre-)hooks on every probed module of ``model`` that pass activations to ``sink``."""
+    modules = dict(model.named_modules())
+    by_module: Dict[Tuple[str, str], List[Tuple[str, Probe]]] = {}
+    for key, probe in probes:
+        if probe.module not in modules:
+            raise CalibrationError(f"probe site {probe.module!r} does not exist in the model")
+        by_module.setdefault((probe.module, probe.io), []).append((key, probe))
+    handles = []
+    for (name, io), entries in by_module.items():
+        def fire(tensor, entries=entries):
+            for key, probe in entries:
+                sink(key, probe, tensor)
+        if io == "input":
+            handles.append(modules[name].register_forward_pre_hook(lambda _m, args, fire=fire: fire(args[0])))
+        else:
+            handles.append(modules[name].register_forward_hook(lambda _m, _args, out, fire=fire: fire(out)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class Calibrator:
+    """Accumulates cross-correlation statistics between two HuBERT-family models at a spec's probe sites."""
+
+    def __init__(self, encoder_a, encoder_b, spec: PermutationSpec, groups: Sequence[str],
+                 frames_per_second: Optional[float], seed: int):
+        self.a, self.b = encoder_a, encoder_b
+        self.spec = spec
+        self.groups = list(groups)
+        self.cap = frames_per_second
+        self.seed = seed
+        config = encoder_a.model.config
+        self.kernels, self.strides = list(config.conv_kernel), list(config.conv_stride)
+        self.probes: List[Tuple[str, Probe]] = []
+        self.moments: Dict[str, List[CrossMoments]] = {}
+        for name in self.groups:
+            group = spec.groups[name]
+            self.moments[name] = []
+            for k, probe in enumerate(group.probes):
+                self.probes.append((f"{name}#{k}", probe))
+                self.moments[name].append(CrossMoments(group.size, group.size))
+        self._accumulator = {f"{name}#{k}": m for name in self.groups for k, m in enumerate(self.moments[name])}
+        self._selection: Dict[int, torch.Tensor] = {}
+        self._frames: Dict[int, int] = {}
+        self._captured: Dict[str, torch.Tensor] = {}
+        self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
+
+    # -- frame selection ------------------------------------------------------------------------
+    def _keep_fraction(self, depth: int) -> float:
+        if self.cap is None:
+            return 1.0
+        rate = self.a.sample_rate / float(np.prod(self.strides[:depth]))
+        return min(1.0, self.cap / rate)
+
+    def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int) -> None:
+        """Per CNN depth, the flat (clip, frame) indices kept: valid frames, subsampled per clip with its own seed."""
+        self._selection.clear()
+        self._frames.clear()
+        for depth in sorted({probe.conv_depth for _, probe in self.probes}):
+            total = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
+            fraction = self._keep_fraction(depth)
+            index = []
+            for row, (ref, length) in enumerate(zip(refs, lengths)):
+                valid = conv_output_length(length, self.kernels[:depth], self.strides[:depth])
+                frames = np.arange(valid)
+                if fraction < 1.0:
+                    keep = np.random.default_rng([self.seed, ref.index, depth]).random(valid) < fraction
+                    frames = frames[keep]
+                index.append(torch.from_numpy(frames + row * total))
+            self._selection[depth] = torch.cat(index).long() if index else torch.zeros(0, dtype=torch.long)
+            self._frames[depth] = total
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _pick(self, tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
+        frames = _as_frames(tensor, probe)  # (B, T, C)
+        expected = self._frames[probe.conv_depth]
+        if frames.shape[1] != expected:  # B runs at another native rate: align its frames onto A's grid
+            frames = F.interpolate(frames.transpose(1, 2), size=expected, mode="linear", align_corners=False).transpose(1, 2)
+        flat = frames.reshape(-1, frames.shape[-1])
+        return flat.index_select(0, self._selection[probe.conv_depth]).float()
+
+    def _sink_a(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
+        self._captured[key] = self._pick(tensor, probe)
+
+    def _sink_b(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
+        self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
+
+    # -- the pass -------------------------------------------------------------------------------
+    def _native(self, wave: np.ndarray, rate: int, encoder) -> torch.Tensor:
+        tensor = torch.from_numpy(wave)
+        if rate != encoder.sample_rate:
+            tensor = torchaudio.functional.resample(tensor, rate, encoder.sample_rate)
+        return tensor
+
+    def run(self, refs: Sequence[ClipRef], clip_seconds: float, batch_size: int, progress: bool = True) -> CalibrationResult:
+        """Calibrate on this rank's share of ``refs`` (all of them without torch.distributed) and all-reduce."""
+        rank, world = _rank_and_world()
+        mine = list(refs[rank::world])
+        result = CalibrationResult(self.moments)
+        bar = tqdm(total=len(mine), unit="clip", desc="calibration", disable=not progress)
+        with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
+            for batch in batches(mine, batch_size):
+                self._step(batch, clip_seconds, result)
+                bar.update(len(batch))
+        bar.close()
+        self._reduce(result)
+        self._check(result)
+        return result
+
+    def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
+        used, waves_a, waves_b = [], [], []
+        for ref in batch:
+            wave, rate = load_clip(ref, clip_seconds)
+            name = ref.path or f"{ref.kind}#{ref.seed}"
+            if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
+                result.silent += 1
+                result.skipped.append(f"{name}: silent")
+                continue
+            native_a, native_b = self._native(wave, rate, self.a), self._native(wave, rate, self.b)
+            if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
+                result.too_short += 1
+                result.skipped.append(f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
+                continue
+            used.append(ref)
+            waves_a.append(native_a)
+            waves_b.append(native_b)
+            result.seconds += len(wave) / rate
+        if not used:
+            return
+        result.clips += len(used)
+        input_a, mask_a = model_input(waves_a, self.a.normalize)
+        input_b, mask_b = model_input(waves_b, self.b.normalize)
+        self._select(used, [len(w) for w in waves_a], input_a.shape[1])
+        self.a.model(input_a, attention_mask=mask_a)
+        self.b.model(input_b, attention_mask=mask_b)
+        self._captured.clear()
+
+    def _reduce(self, result: CalibrationResult) -> None:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        counters = torch.tensor([result.clips, result.silent, result.too_short, result.seconds], dtype=torch.float64)
+        dist.all_reduce(counters)
+        result.clips, result.silent, result.too_short = (int(v) for v in counters[:3])
+        result.seconds = float(counters[3])
+        for moments in self.moments.values():
+            for accumulator in moments:
+                accumulator.all_reduce()
+
+    def _check(self, result: CalibrationResult) -> None:
+        if result.clips == 0:
+            raise CalibrationError(
+                f"no usable calibration audio: {result.silent} clip(s) silent (peak < {SILENCE_PEAK}), "
+                f"{result.too_short} shorter than one frame ({self.min_samples[self.a.sample_rate]} samples); "
+                "point calibration.dirs/manifest at real audio or use calibration.synthetic"
+            )
+        for name, moments in self.moments.items():
+            for probe, accumulator in zip(self.spec.groups[name].probes, moments):
+                if accumulator.count < 2:
+                    raise CalibrationError(
+                        f"probe site {probe.module} of group {name!r} saw {int(accumulator.count)} frame(s); "
+                        "use more or longer calibration clips, or raise calibration.frames_per_second"
+                    )

@@ -1,0 +1,212 @@
+"""The correlation-permutation merge end to end: load, check, calibrate, match, permute B, interpolate, write."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import yaml
+
+from upstream_merged.core.interpolate import interpolate_state_dicts
+from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
+from upstream_merged.permutation.apply import apply_permutations
+from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
+from upstream_merged.permutation.calibration import Calibrator, model_input
+from upstream_merged.permutation.matching import GroupMatch, match
+from upstream_merged.permutation.presets import PRESETS
+from upstream_merged.permutation.spec import PermutationSpec, spec_for_model
+from upstream_merged.recipe import recipe_dict
+from upstream_merged.sources import resolve_source
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_RATE = 16000
+# Config keys that change the computation without changing any tensor shape: they must agree too.
+ARCHITECTURE_KEYS = (
+    "num_attention_heads", "num_conv_pos_embedding_groups", "do_stable_layer_norm", "feat_extract_norm",
+    "conv_kernel", "conv_stride", "hidden_act", "feat_extract_activation", "conv_bias", "feat_proj_layer_norm",
+    "conv_pos_batch_norm", "num_conv_pos_embeddings",
+)
+OUTPUT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "permutations.safetensors",
+                "merge_report.json", "recipe.yaml", "README.md", "correlation_heatmaps.png")
+
+
+class MergeError(ValueError):
+    """The two models cannot be merged (the message names the first mismatch)."""
+
+
+@dataclass
+class Alignment:
+    """Everything the matching produced."""
+
+    spec: Optional[PermutationSpec]
+    perms: Dict[str, torch.Tensor] = field(default_factory=dict)
+    matches: List[GroupMatch] = field(default_factory=list)
+    correlations: Dict[str, torch.Tensor] = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+
+def check_compatible(model_a, model_b, name_a: str = "a", name_b: str = "b") -> None:
+    """Raise MergeError naming the first architecture key or parameter where the two models differ."""
+    for key in ARCHITECTURE_KEYS:
+        value_a, value_b = getattr(model_a.config, key, None), getattr(model_b.config, key, None)
+        if value_a != value_b and not (isinstance(value_a, (list, tuple)) and list(value_a) == list(value_b or [])):
+            raise MergeError(f"architecture mismatch in config key {key!r}: {name_a} has {value_a!r}, {name_b} has {value_b!r}")
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    for key, tensor in state_a.items():
+        if key not in state_b:
+            raise MergeError(f"architecture mismatch at parameter {key!r}: {name_b} has no such tensor")
+        if tuple(state_b[key].shape) != tuple(tensor.shape):
+            raise MergeError(f"architecture mismatch at parameter {key!r}: {name_a} {tuple(tensor.shape)} vs "
+                             f"{name_b} {tuple(state_b[key].shape)}")
+    extra = [key for key in state_b if key not in state_a]
+    if extra:
+        raise MergeError(f"architecture mismatch at parameter {extra[0]!r}: {name_a} has no such tensor")
+
+
+def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
+          progress: bool = True, refs: Optional[Sequence[ClipRef]] = None) -> Alignment:
+    """Calibrate both models and match every group of ``components`` (B onto A). Rank-aware under torch.distributed."""
+    if not components:
+        return Alignment(spec=None)
+    attention = "independent" if "qkv_independent" in components else "heads"
+    spec = spec_for_model(encoder_a.model, attention=attention)
+    names = spec.select(components)
+    refs = list(refs) if refs is not None else list_clips(calibration, seed)
+    start = time.perf_counter()
+    calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed)
+    result = calibrator.run(refs, calibration.clip_seconds, calibration.batch_size, progress=progress)
+    calibrated = time.perf_counter()
+    perms, matches, correlations = match(spec, result.moments)
+    summary = result.summary()
+    del calibrator, result  # the float64 accumulators are the largest allocation of a merge
+    seconds = {"calibration": calibrated - start, "matching": time.perf_counter() - calibrated}
+    return Alignment(spec, perms, matches, correlations, summary, seconds)
+
+
+def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], alignment: Alignment,
+                   refs: Sequence[ClipRef], clip_seconds: float) -> dict:
+    """How far B's hidden states move when its permuted weights are loaded (residual basis undone). Mutates B."""
+    waves = []
+    for ref in refs:
+        wave, rate = load_clip(ref, clip_seconds)
+        if wave.size and abs(wave).max() > 0:
+            tensor = torch.from_numpy(wave)
+            if rate != encoder_b.sample_rate:
+                import torchaudio
+
+                tensor = torchaudio.functional.resample(tensor, rate, encoder_b.sample_rate)
+            waves.append(tensor)
+    if not waves:
+        return {}
+    inputs, mask = model_input(waves, encoder_b.normalize)
+    with torch.inference_mode():
+        before = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
+        encoder_b.model.load_state_dict(permuted)
+        after = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
+    basis = alignment.perms.get("residual", torch.arange(before[0].shape[-1]))
+    relative = max(float((new - old[..., basis]).norm() / old.norm().clamp_min(1e-12)) for new, old in zip(after, before))
+    absolute = max(float((new - old[..., basis]).abs().max()) for new, old in zip(after, before))
+    symmetry = all(m.symmetry for m in alignment.matches)
+    if symmetry and relative > 1e-4:
+        logger.warning("permuted model B moved by %.2e although every permutation is declared a symmetry", relative)
+    return {"relative_error": relative, "max_abs_error": absolute, "symmetry": symmetry, "clips": len(waves)}
+
+
+def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
+    """Load sources a and b strictly and check that they can be merged."""
+    dirs = [resolve_source(recipe.sources[role], what=f"recipe source {role}", flag=f"the recipe's sources.{role}") for role in ("a", "b")]
+    encoder_a, encoder_b = (load_hubert_family(d) for d in dirs)
+    if encoder_a.sample_rate != REFERENCE_RATE:
+        raise MergeError(f"source a ({recipe.sources['a']}) runs at {encoder_a.sample_rate} Hz; the reference must be a "
+                         f"{REFERENCE_RATE} Hz model (swap sources a and b)")
+    check_compatible(encoder_a.model, encoder_b.model, f"a ({recipe.sources['a']})", f"b ({recipe.sources['b']})")
+    return encoder_a, encoder_b, dirs[0], dirs[1]
+
+
+def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True) -> Path:
+    """Run the merge of ``recipe`` and write the finished output directory ``out_dir``."""
+    from safetensors.torch import save_file
+
+    from upstream_merged.permutation import report
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    preset, components, alpha = recipe.settings()
+    torch.manual_seed(recipe.seed)
+    encoder_a, encoder_b, dir_a, _ = load_sources(recipe)
+    refs = list_clips(recipe.calibration, recipe.seed) if components else []
+    alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs)
+    state_b = encoder_b.model.state_dict()
+    drift: dict = {}
+    if alignment.perms:
+        permuted = apply_permutations(state_b, alignment.spec, alignment.perms)
+        if recipe.calibration.drift_clips:
+            drift = function_drift(encoder_b, permuted, alignment, refs[: recipe.calibration.drift_clips],
+                                   min(recipe.calibration.clip_seconds, 4.0))
+    else:
+        permuted = state_b
+    merged = interpolate_state_dicts(encoder_a.model.state_dict(), permuted, alpha)
+    del permuted, state_b
+    encoder_a.model.load_state_dict(merged)
+    del merged
+    encoder_a.model.save_pretrained(str(out_dir), safe_serialization=True)
+    preprocessor = dir_a / "preprocessor_config.json"
+    if preprocessor.is_file():
+        shutil.copyfile(preprocessor, out_dir / "preprocessor_config.json")
+    save_file({name: perm.contiguous() for name, perm in sorted(alignment.perms.items())},
+              str(out_dir / "permutations.safetensors"),
+              metadata={"convention": "new[i] = old[perm[i]] along every axis of model b mapped to the group",
+                        "preset": preset})
+    (out_dir / "recipe.yaml").write_text(recipe_text if recipe_text is not None else yaml.safe_dump(recipe_dict(recipe), sort_keys=False))
+    alignment.seconds["total"] = time.perf_counter() - start
+    data = report.report_data(recipe, preset, components, alpha, alignment, drift)
+    report.write_report(out_dir, data)
+    report.write_model_card(out_dir, data)
+    report.write_heatmaps(out_dir, alignment, recipe.report.heatmap_groups, recipe.report.heatmap_units)
+    logger.info("merged %s into %s in %.1f s", preset, out_dir, alignment.seconds["total"])
+    return out_dir
+
+
+def plan(recipe) -> str:
+    """What :func:`build` would do, as text (nothing is read from the network or written)."""
+    preset_name, components, alpha = recipe.settings()
+    preset = PRESETS[preset_name]
+    paper = f"paper Table I ID {preset.paper_id}, average {preset.paper_average}" if preset.paper_id else "not in the paper"
+    symmetric = "qkv_independent" not in components
+    calibration = recipe.calibration
+    sources = []
+    if calibration.synthetic is not None:
+        s = calibration.synthetic
+        sources.append(f"synthetic {s.clips} clips x {s.seconds} s ({s.speech_share:.0%} speech-like)")
+    sources += [f"dir {d}" for d in calibration.dirs]
+    if calibration.manifest:
+        sources.append(f"manifest {calibration.manifest}")
+    limits = [f"batch {calibration.batch_size}", f"clips cropped to {calibration.clip_seconds} s"]
+    if calibration.max_clips:
+        limits.append(f"at most {calibration.max_clips} clips")
+    if calibration.max_seconds:
+        limits.append(f"at most {calibration.max_seconds} s in total")
+    cap = calibration.frames_per_second
+    limits.append(f"up to {cap:g} frames/s kept per site" if cap else "every frame kept")
+    lines = [
+        "permutation merge (dry run: nothing is written)",
+        f"  a (reference, kept in place, weight {alpha:g}): {recipe.sources['a']}",
+        f"  b (aligned onto a, weight {1 - alpha:g}):        {recipe.sources['b']}",
+        f"  preset: {preset_name} ({paper}) - {preset.description}",
+        f"  aligned components: {', '.join(components) if components else 'none (plain interpolation)'}",
+        "  " + ("every permutation preserves b's function" if symmetric else
+                "WARNING: q/k/v permuted independently is NOT a symmetry; b's outputs move (see merge_report.json)"),
+        f"  seed: {recipe.seed}",
+    ]
+    if components:
+        lines.append(f"  calibration: {'; '.join(sources)}; {', '.join(limits)}")
+    lines.append(f"  would write: {', '.join(OUTPUT_FILES if components else [f for f in OUTPUT_FILES if f != 'correlation_heatmaps.png'])}")
+    return "\n".join(lines)
+

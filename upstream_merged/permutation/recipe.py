@@ -1,0 +1,96 @@
+"""Recipe schema of the correlation-permutation merge (``method: permutation``), strictly validated."""
+from __future__ import annotations
+
+from typing import List, Literal, Optional, Tuple
+
+from pydantic import Field, field_validator, model_validator
+
+from upstream_merged.permutation.presets import DEFAULT_PRESET, PRESETS
+from upstream_merged.recipe import RecipeBase, StrictModel, register_method
+
+PresetName = Literal["avg", "linear", "cnn_ffn_attn", "cnn", "cnn_ffn", "cnn_all", "ffn_attn", "cnn_ffn_attn_residual"]
+Component = Literal["cnn", "ffn", "attn", "residual", "qkv_independent"]
+ROLES = ("a", "b")
+
+
+class SyntheticAudio(StrictModel):
+    """Seeded synthetic calibration clips (speech-like and music-like), generated in memory."""
+
+    clips: int = Field(64, ge=1)
+    seconds: float = Field(4.0, gt=0)
+    speech_share: float = Field(0.5, ge=0, le=1)
+
+
+class Calibration(StrictModel):
+    """Where calibration audio comes from and how much of it is used."""
+
+    dirs: List[str] = Field(default_factory=list)
+    manifest: Optional[str] = None
+    synthetic: Optional[SyntheticAudio] = None
+    max_clips: Optional[int] = Field(None, ge=1)
+    max_seconds: Optional[float] = Field(None, gt=0)
+    clip_seconds: float = Field(10.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    frames_per_second: Optional[float] = Field(10.0, gt=0)
+    shuffle: bool = True
+    drift_clips: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _has_audio(self) -> "Calibration":
+        if not self.dirs and not self.manifest and self.synthetic is None:
+            raise ValueError("calibration needs audio: set dirs, manifest or synthetic")
+        return self
+
+
+class ReportOptions(StrictModel):
+    """What the merge report draws."""
+
+    heatmap_groups: Optional[List[str]] = None
+    heatmap_units: int = Field(48, ge=4)
+
+
+class PermutationRecipe(RecipeBase):
+    """sources.a = reference model (kept in place, weight ``alpha``), sources.b = the model permuted onto it."""
+
+    method: Literal["permutation"]
+    preset: Optional[PresetName] = None
+    components: Optional[List[Component]] = None
+    alpha: Optional[float] = Field(None, ge=0, le=1)
+    calibration: Calibration = Field(default_factory=lambda: Calibration(synthetic=SyntheticAudio()))
+    report: ReportOptions = Field(default_factory=ReportOptions)
+
+    @field_validator("sources")
+    @classmethod
+    def _two_roles(cls, sources):
+        if set(sources) != set(ROLES):
+            raise ValueError(f"permutation recipes need exactly sources.a (reference) and sources.b (permuted), got {sorted(sources)}")
+        return sources
+
+    @model_validator(mode="after")
+    def _attention_modes(self) -> "PermutationRecipe":
+        components = self.components or []
+        if "attn" in components and "qkv_independent" in components:
+            raise ValueError("components: 'attn' (heads, a symmetry) and 'qkv_independent' (the ablation) exclude each other")
+        return self
+
+    def settings(self) -> Tuple[str, Tuple[str, ...], float]:
+        """(preset name, aligned components, alpha) after applying the preset's defaults."""
+        preset = PRESETS[self.preset or DEFAULT_PRESET]
+        components = tuple(self.components) if self.components is not None else preset.components
+        alpha = self.alpha if self.alpha is not None else preset.alpha
+        return preset.name, components, float(alpha)
+
+
+def _build(recipe, out_dir, recipe_text=None, progress=True):
+    from upstream_merged.permutation.merge import build
+
+    return build(recipe, out_dir, recipe_text=recipe_text, progress=progress)
+
+
+def _plan(recipe) -> str:
+    from upstream_merged.permutation.merge import plan
+
+    return plan(recipe)
+
+
+register_method("permutation", PermutationRecipe, _build, _plan)
