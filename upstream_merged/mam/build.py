@@ -69,9 +69,9 @@ def _write_target(target: AttentionModel, state: dict, out_dir: Path) -> None:
                 shutil.copyfile(target.path / name, out_dir / name)
         save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(out_dir / "model.safetensors"))
     else:
-        from upstream_merged.models.beats import official_state_dict
-
-        torch.save({"cfg": dict(target.config), "model": official_state_dict(state)}, out_dir / BEATS_FILE)
+        # BEATs' state_dict() keys are the official checkpoint keys (models/beats.py)
+        torch.save({"cfg": dict(target.config), "model": {k: v.detach().clone() for k, v in state.items()}},
+                   out_dir / BEATS_FILE)
 
 
 def build_merged_dir(recipe: MAMRecipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True) -> Path:

@@ -43,16 +43,6 @@ class AttentionModel:
             raise CheckpointError(f"{self.path}: config has no {err.args[0]!r} ({self.arch})") from None
 
 
-def beats_checkpoint_file(path: Path) -> Path:
-    """The .pt file of a BEATs source: the path itself, or the single .pt inside a directory."""
-    if path.is_file():
-        return path
-    candidates = sorted(path.glob("*.pt"))
-    if len(candidates) != 1:
-        raise CheckpointError(f"{path}: expected one BEATs .pt file in the directory, found {len(candidates)}")
-    return candidates[0]
-
-
 def detect_arch(path: Path) -> str:
     """'hubert', 'beats', 'bert' or 'vit' for a checkpoint path (config.json model_type, or a BEATs .pt)."""
     path = Path(path)
@@ -81,7 +71,7 @@ def load_attention_model(path: Path) -> AttentionModel:
         config = encoder.model.config.to_dict()
         return AttentionModel(arch, encoder.model, config, path, encoder.sample_rate, encoder.normalize)
     if arch == "beats":
-        return _load_beats(beats_checkpoint_file(path))
+        return _load_beats(path)
     from upstream_merged.mam.text_image import load_bert, load_vit
 
     loaded = (load_bert if arch == "bert" else load_vit)(path)
@@ -89,15 +79,8 @@ def load_attention_model(path: Path) -> AttentionModel:
 
 
 def _load_beats(path: Path) -> AttentionModel:
-    from upstream_merged.models.beats import load_beats
+    from upstream_merged.models.beats import find_beats_file, load_beats
 
-    model = load_beats(path)
-    return AttentionModel("beats", model, beats_cfg(model, path), path)
-
-
-def beats_cfg(model: torch.nn.Module, path: Path) -> Dict[str, Any]:
-    """The plain-dict 'cfg' of a loaded BEATs model (as stored in the official checkpoint)."""
-    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or "cfg" not in checkpoint:
-        raise CheckpointError(f"{path}: not an official BEATs checkpoint (a dict with 'cfg' and 'model')")
-    return dict(checkpoint["cfg"])
+    file = find_beats_file(path)
+    model = load_beats(file)
+    return AttentionModel("beats", model, model.config.to_dict(), file)

@@ -1,0 +1,52 @@
+"""Stock s3prl: `run_downstream.py -f -u lmam_hubert_bert_tiny` trains λ, `-m evaluate -e` reloads it."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from upstream_merged.registry import allow_runner_checkpoints, entries
+from upstream_merged.testing.s3prl_run import CONFIG_DIR, run_downstream, speech_commands_overrides
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STEPS = 10
+LAMBDA_INIT = 0.05  # recipes/tiny_lmam_hubert_bert.yaml
+
+
+def test_finetuning_moves_lambda_and_evaluation_reloads_it(tmp_path, speech_commands_root, plugin_cache_env):
+    expdir = tmp_path / "exp"
+    overrides = (f"{speech_commands_overrides(speech_commands_root)},,config.runner.total_steps={STEPS},,"
+                 f"config.runner.eval_step={STEPS},,config.runner.save_step={STEPS},,config.runner.eval_dataloaders=['test']")
+    train = run_downstream(["-m", "train", "-u", "lmam_hubert_bert_tiny", "-f", "-d", "speech_commands",
+                            "-c", str(CONFIG_DIR / "speech_commands_cpu_small.yaml"), "-p", str(expdir), "-o", overrides],
+                           cwd=tmp_path, env=plugin_cache_env).check()
+    checkpoint = expdir / f"states-{STEPS}.ckpt"
+    assert checkpoint.is_file()
+    trained_acc = train.metric("test acc")[-1]
+    trained_predictions = (expdir / "test_predict.txt").read_text()
+
+    shown = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "show_lambdas.py"), str(checkpoint), "--json"],
+                           capture_output=True, text=True, check=True)
+    lambdas = json.loads(shown.stdout)["banks"]["mam_lambda"]
+    assert set(lambdas) == {"0", "1"}
+    assert all(0.0 < value < 1.0 for value in lambdas.values())
+    assert any(abs(value - LAMBDA_INIT) > 1e-6 for value in lambdas.values()), lambdas  # λ moved
+
+    shutil.copy(expdir / "test_predict.txt", tmp_path / "trained_predict.txt")
+    evaluate = run_downstream(["-m", "evaluate", "-e", str(checkpoint), "-t", "test"],
+                              cwd=tmp_path, env=plugin_cache_env).check()
+    assert evaluate.metric("test acc") == [trained_acc]
+    assert (expdir / "test_predict.txt").read_text() == trained_predictions
+
+    # What -e does to the upstream: rebuild the entry, then load the saved 'Upstream' state strictly.
+    allow_runner_checkpoints()
+    saved = torch.load(str(checkpoint), map_location="cpu", weights_only=True)["Upstream"]
+    rebuilt = entries()["lmam_hubert_bert_tiny"]()
+    assert rebuilt.lambdas == pytest.approx({0: LAMBDA_INIT, 1: LAMBDA_INIT})
+    rebuilt.load_state_dict(saved, strict=True)
+    assert {str(k): v for k, v in rebuilt.lambdas.items()} == lambdas
