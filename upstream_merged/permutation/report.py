@@ -133,18 +133,18 @@ def default_heatmap_groups(names: Sequence[str]) -> List[str]:
 
 def write_heatmaps(out_dir: Path, alignment, groups: Optional[Sequence[str]], units: int) -> Optional[Path]:
     """PNG of correlation matrices (first ``units`` units of a vs b) before and after alignment, a few groups."""
-    if not alignment.correlations:
-        return None
+    if not alignment.correlations or (groups is not None and len(groups) == 0):
+        return None  # nothing aligned, or heatmaps switched off with report.heatmap_groups: []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [g for g in (groups or default_heatmap_groups(list(alignment.correlations))) if g in alignment.correlations]
     if groups:
         unknown = sorted(set(groups) - set(alignment.correlations))
         if unknown:
             raise ValueError(f"report.heatmap_groups names groups that were not aligned: {unknown}")
+    names = list(groups) if groups else default_heatmap_groups(list(alignment.correlations))
     figure, axes = plt.subplots(len(names), 2, figsize=(7, 3.2 * len(names)), squeeze=False)
     for row, name in enumerate(names):
         corr = alignment.correlations[name]
