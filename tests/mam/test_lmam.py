@@ -1,7 +1,6 @@
 """L-MAM: λ is a sigmoid-constrained parameter inside a torch parametrization; sources are frozen buffers."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from upstream_merged.mam.learnable import find_lambda_states
 from upstream_merged.mam.upstream import learnable_upstream, merged_dir_upstream
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import show_lambdas  # noqa: E402
 
 
 def _lmam(target="hubert", source="bert", **keys):
@@ -74,14 +75,13 @@ def test_state_dict_round_trip_restores_learned_lambda_and_outputs():
         assert torch.equal(a, b)
 
 
-def test_show_lambdas_reads_a_runner_checkpoint(tmp_path):
+def test_show_lambdas_reads_a_runner_checkpoint(tmp_path, capsys):
     upstream = _lmam(lambda_init=[0.25, 0.5])
     torch.save({"Upstream": upstream.state_dict(), "Step": 7}, tmp_path / "states-7.ckpt")
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "show_lambdas.py"), str(tmp_path)],
-                            capture_output=True, text=True, check=True)
-    assert "states-7.ckpt (step 7)" in result.stdout
-    assert "layer   0  lambda 0.250000" in result.stdout and "layer   1  lambda 0.500000" in result.stdout
-    torch.save({"Step": 7}, tmp_path / "dev-best.ckpt")
-    failed = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "show_lambdas.py"), str(tmp_path)],
-                            capture_output=True, text=True)
-    assert failed.returncode == 2 and "only for runs trained with -f" in failed.stderr
+    assert show_lambdas.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "states-7.ckpt (step 7)" in printed
+    assert "layer   0  lambda 0.250000" in printed and "layer   1  lambda 0.500000" in printed
+    torch.save({"Step": 7}, tmp_path / "dev-best.ckpt")  # preferred over states-*, but saved without -f
+    assert show_lambdas.main([str(tmp_path)]) == 2
+    assert "only for runs trained with -f" in capsys.readouterr().err

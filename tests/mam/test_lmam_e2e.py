@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,11 +13,14 @@ from upstream_merged.registry import allow_runner_checkpoints, entries
 from upstream_merged.testing.s3prl_run import CONFIG_DIR, run_downstream, speech_commands_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import show_lambdas  # noqa: E402
+
 STEPS = 10
 LAMBDA_INIT = 0.05  # recipes/tiny_lmam_hubert_bert.yaml
 
 
-def test_finetuning_moves_lambda_and_evaluation_reloads_it(tmp_path, speech_commands_root, plugin_cache_env):
+def test_finetuning_moves_lambda_and_evaluation_reloads_it(tmp_path, speech_commands_root, plugin_cache_env, capsys):
     expdir = tmp_path / "exp"
     overrides = (f"{speech_commands_overrides(speech_commands_root)},,config.runner.total_steps={STEPS},,"
                  f"config.runner.eval_step={STEPS},,config.runner.save_step={STEPS},,config.runner.eval_dataloaders=['test']")
@@ -30,9 +32,8 @@ def test_finetuning_moves_lambda_and_evaluation_reloads_it(tmp_path, speech_comm
     trained_acc = train.metric("test acc")[-1]
     trained_predictions = (expdir / "test_predict.txt").read_text()
 
-    shown = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "show_lambdas.py"), str(checkpoint), "--json"],
-                           capture_output=True, text=True, check=True)
-    lambdas = json.loads(shown.stdout)["banks"]["mam_lambda"]
+    assert show_lambdas.main([str(checkpoint), "--json"]) == 0
+    lambdas = json.loads(capsys.readouterr().out)["banks"]["mam_lambda"]
     assert set(lambdas) == {"0", "1"}
     assert all(0.0 < value < 1.0 for value in lambdas.values())
     assert any(abs(value - LAMBDA_INIT) > 1e-6 for value in lambdas.values()), lambdas  # λ moved
