@@ -36,6 +36,12 @@ if [ ! -f "$venv/.complete" ]; then
 else
   log "venv up to date: $venv"
 fi
+nodeps="$repo/tools/requirements-nodeps.txt"
+stamp="$venv/.nodeps-$(sha256sum "$nodeps" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  "$venv/bin/pip" install -q --no-deps -r "$nodeps" >&2
+  touch "$stamp"
+fi
 # The plugin itself: editable, plus the .pth hook that editable installs do not carry.
 if ! (cd / && "$venv/bin/python" -c "import upstream_merged, sys; sys.exit(0 if upstream_merged.__file__.startswith('$repo/') else 1)") >/dev/null 2>&1; then
   "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" >&2
