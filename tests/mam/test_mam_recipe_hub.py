@@ -114,3 +114,12 @@ def test_fixed_and_learnable_entries_refuse_the_other_kind_of_recipe():
         entries()["mam_hubert_bert"](model_config=str(packaged_recipe("tiny_lmam_hubert_bert")))
     with pytest.raises(ValueError, match="learnable: true"):
         entries()["lmam_hubert_bert"](model_config=str(TINY_RECIPE))
+
+
+def test_merging_a_learnable_recipe_writes_the_lambda_init_merge(tmp_path):
+    out = tmp_path / "lmam"
+    assert cli(["merge", str(packaged_recipe("tiny_lmam_beats_vit")), str(out)]) == 0
+    report = json.loads((out / "mam_report.json").read_text())
+    assert report["learnable"] and "lambda_init" in report["note"]
+    assert [layer["lambda"] for layer in report["layers"]] == [0.10, 0.10]
+    assert (out / "model.pt").is_file() and report["target"]["arch"] == "beats"
