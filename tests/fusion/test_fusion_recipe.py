@@ -1,10 +1,13 @@
 """Fusion recipes, the fused-model directory `merge` writes, and the hub entries' argument handling."""
+import argparse
+
 import pytest
 import torch
 import yaml
 
 from upstream_merged.__main__ import main
-from upstream_merged.fusion.fused_dir import interface_state_from_runner_checkpoint, is_fused_dir, load_fused_dir
+from upstream_merged.fusion.export import export
+from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
 from upstream_merged.hub.common import packaged_recipe
 from upstream_merged.recipe import RecipeError, load_recipe, parse_recipe
 from upstream_merged.registry import entries
@@ -85,8 +88,12 @@ def test_seeded_init_and_merge_writes_a_loadable_fused_dir(tmp_path, capsys, mon
     assert load_fused_dir(fused).output_dim == built.output_dim
 
 
-def test_runner_checkpoint_without_upstream_is_named(tmp_path):
+def test_export_needs_a_fusion_run_made_with_f(tmp_path):
     path = tmp_path / "states-1.ckpt"
-    torch.save({"Downstream": {}}, path)
+    torch.save({"Downstream": {}, "Args": argparse.Namespace(upstream="fusion_hubert_wavlm_ws_tiny",
+                                                             upstream_ckpt=None, upstream_model_config=None)}, path)
     with pytest.raises(ValueError, match="not made with -f"):
-        interface_state_from_runner_checkpoint(path)
+        export(path, tmp_path / "out")
+    torch.save({"Args": argparse.Namespace(upstream="hubert_tiny", upstream_ckpt=None, upstream_model_config=None)}, path)
+    with pytest.raises(ValueError, match="'hubert_tiny' is not a fusion entry"):
+        export(path, tmp_path / "out")

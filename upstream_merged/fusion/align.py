@@ -108,26 +108,38 @@ class LayerAligner(nn.Module):
             return x
         return torch.einsum("ls,bstd->bltd", getattr(self, f"layer_matrix_{role}").to(x.dtype), x)
 
+    def _project(self, role: str, x: torch.Tensor) -> torch.Tensor:
+        """The role's share of the width projection (for concat: its column block of the shared Linear, no bias)."""
+        if self.merge == "concat":
+            start = sum(self.widths[r] for r in self.roles[: self.roles.index(role)])
+            block = self.concat_projection.weight[:, start:start + self.widths[role]]
+            return torch.nn.functional.linear(x, block)
+        return self.projections[role](x) if role in self.projections else x
+
     def forward(self, hidden: Dict[str, Sequence[torch.Tensor]], frames: int) -> torch.Tensor:
-        """Hidden states by upstream role (each a list of (B, T_m, D_m)) -> (B, out_layers, frames, width)."""
+        """Hidden states by upstream role (each a list of (B, T_m, D_m)) -> (B, out_layers, frames, width).
+
+        Every step is linear, so the order is chosen for speed: project and interpolate layers first,
+        sum upstreams that share a frame count, then interpolate time once per frame count.
+        (concat + Linear equals the sum of each upstream's column block of the Linear, plus its bias.)
+        """
         missing = set(self.roles) - set(hidden)
         if missing:
             raise FusionInputError(f"no hidden states for upstream(s) {sorted(missing)}; got {sorted(hidden)}")
         batch = {hidden[role][0].shape[0] for role in self.roles}
         if len(batch) != 1:
             raise FusionInputError(f"upstreams disagree on the batch size: {sorted(batch)}")
-        parts = []
         for role in self.roles:
             self._check(role, hidden[role])
-            x = align_frames(torch.stack(list(hidden[role]), dim=1), frames)  # (B, L_m, T, D_m)
-            if self.merge == "concat":
-                parts.append(self._to_depth(role, x))
-                continue
-            if role in self.projections:
-                x = self.projections[role](x)
-            parts.append(x if self.merge == "stack" else self._to_depth(role, x))
-        if self.merge == "concat":
-            return self.concat_projection(torch.cat(parts, dim=-1))
         if self.merge == "stack":
+            parts = [align_frames(self._project(role, torch.stack(list(hidden[role]), dim=1)), frames)
+                     for role in self.roles]
             return torch.cat(parts, dim=1)
-        return torch.stack(parts, dim=0).sum(dim=0) if len(parts) > 1 else parts[0]
+        by_frames: Dict[int, torch.Tensor] = {}
+        for role in self.roles:
+            x = self._to_depth(role, self._project(role, torch.stack(list(hidden[role]), dim=1)))  # (B, L, T_m, D)
+            length = x.shape[2]
+            by_frames[length] = x if length not in by_frames else by_frames[length] + x
+        groups = [align_frames(x, frames) for x in by_frames.values()]
+        out = groups[0] if len(groups) == 1 else torch.stack(groups).sum(dim=0)
+        return out + self.concat_projection.bias if self.merge == "concat" else out

@@ -48,10 +48,11 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 
 def write_fused_dir(recipe: FusionRecipe, out_dir: str | os.PathLike, recipe_text: Optional[str] = None,
-                    interface_state: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+                    interface_state: Optional[Dict[str, torch.Tensor]] = None,
+                    source_dirs: Optional[Dict[str, Path]] = None) -> Path:
     """Write ``recipe``'s fused model into ``out_dir`` (initial interface weights unless given)."""
     out = Path(out_dir)
-    dirs = resolve_fusion_sources(recipe)
+    dirs = source_dirs or resolve_fusion_sources(recipe)
     upstream = fusion_upstream_from_recipe(recipe, dirs)
     if interface_state is not None:
         load_interface_state(upstream, interface_state, "given interface state")
@@ -81,15 +82,21 @@ def load_interface_state(upstream: FusionUpstream, state: Dict[str, torch.Tensor
     upstream.load_state_dict(state, strict=False)
 
 
-def load_fused_dir(directory: str | os.PathLike) -> FusionUpstream:
-    """The fusion upstream stored in a fused-model directory (backbones and interface weights from it)."""
+def read_fused_dir(directory: str | os.PathLike) -> tuple[FusionRecipe, Dict[str, Path]]:
+    """The recipe and backbone directories of a fused-model directory."""
     directory = Path(directory)
     manifest = json.loads((directory / MANIFEST).read_text())
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{directory / MANIFEST}: format_version {manifest.get('format_version')!r}, "
                               f"this plugin reads {FORMAT_VERSION}")
     recipe = parse_recipe(manifest["recipe"], str(directory / MANIFEST))
-    dirs = {role: directory / rel for role, rel in manifest["backbones"].items()}
+    return recipe, {role: directory / rel for role, rel in manifest["backbones"].items()}
+
+
+def load_fused_dir(directory: str | os.PathLike) -> FusionUpstream:
+    """The fusion upstream stored in a fused-model directory (backbones and interface weights from it)."""
+    directory = Path(directory)
+    recipe, dirs = read_fused_dir(directory)
     upstream = fusion_upstream_from_recipe(recipe, dirs)
     load_interface_state(upstream, load_file(str(directory / INTERFACE_FILE)), str(directory / INTERFACE_FILE))
     return upstream

@@ -7,7 +7,7 @@ layers and the stock Featurizer learns the layer weights without ``-f``.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Dict, Optional
 
 from upstream_merged.fusion.build import fusion_upstream_from_recipe
 from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
@@ -29,6 +29,8 @@ PUBLISHED = {
     "fusion_hubert_wavlm_gumd": "gumd",
 }
 NEEDS_FINETUNE_FLAG = {"hconv": True, "chconv": True, "gumd": True, "ws": False}
+# Every fusion entry -> its packaged default recipe (None: fusion_custom has none); filled below.
+DEFAULT_RECIPES: Dict[str, Optional[str]] = {"fusion_custom": None}
 
 
 def _as_fusion(recipe, source: str) -> FusionRecipe:
@@ -76,6 +78,7 @@ def _entry(name: str, recipe_name: str, interface: str, tiny: bool) -> None:
     flag = "train it with -f" if NEEDS_FINETUNE_FLAG[interface] else "no -f needed (Featurizer learns the weights)"
     default = "tiny embedded backbones" if tiny else "published checkpoints"
     entry.__doc__ = f"{name}: {interface} fusion ({default}; -g RECIPE overrides; {flag})."
+    DEFAULT_RECIPES[name] = recipe_name
     hub_entry(name)(entry)
 
 

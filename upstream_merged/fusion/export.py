@@ -1,0 +1,83 @@
+"""Export the interface trained by a stock ``run_downstream.py -f`` run into a fused-model directory.
+
+    python -m upstream_merged.fusion.export EXPDIR/dev-best.ckpt OUT [--force]
+
+The run's arguments (entry, -g, -k) saved in the checkpoint say which recipe it used; OUT then
+holds the backbones, the trained interface and the recipe, and ``-u fusion_custom -k OUT`` serves it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from upstream_merged.cache import build_atomically
+from upstream_merged.fusion.fused_dir import (
+    interface_state_from_runner_checkpoint,
+    is_fused_dir,
+    read_fused_dir,
+    write_fused_dir,
+)
+from upstream_merged.fusion.recipe import FusionRecipe
+from upstream_merged.hub.common import choose_recipe, is_recipe_file
+from upstream_merged.hub.fusion import DEFAULT_RECIPES
+from upstream_merged.recipe import RecipeError, load_recipe
+from upstream_merged.registry import allow_runner_checkpoints
+
+logger = logging.getLogger(__name__)
+
+
+def run_recipe(checkpoint: Path) -> tuple[FusionRecipe, Optional[Dict[str, Path]]]:
+    """The fusion recipe (and backbone dirs, for a -k fused dir) a runner checkpoint was trained with."""
+    allow_runner_checkpoints()
+    args = torch.load(str(checkpoint), map_location="cpu", weights_only=True).get("Args")
+    entry = getattr(args, "upstream", None)
+    if entry not in DEFAULT_RECIPES:
+        raise ValueError(f"{checkpoint}: upstream {entry!r} is not a fusion entry ({', '.join(sorted(DEFAULT_RECIPES))})")
+    ckpt, config = getattr(args, "upstream_ckpt", None), getattr(args, "upstream_model_config", None)
+    if ckpt and is_fused_dir(ckpt):
+        return read_fused_dir(ckpt)
+    if DEFAULT_RECIPES[entry] is not None:
+        recipe = choose_recipe(ckpt, config, DEFAULT_RECIPES[entry])
+    elif config or is_recipe_file(ckpt):
+        recipe = load_recipe(config or ckpt)
+    else:
+        raise ValueError(f"{checkpoint}: the run of {entry} names no recipe (-g) or fused dir (-k)")
+    if not isinstance(recipe, FusionRecipe):
+        raise RecipeError(f"{checkpoint}: the run's recipe is not a fusion recipe")
+    return recipe, None
+
+
+def export(checkpoint: Path, out: Path, force: bool = False) -> Path:
+    """Write a fused-model dir with the trained interface of ``checkpoint`` into ``out``."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise FileExistsError(f"output {out} exists and is not empty; pass --force to overwrite it")
+    recipe, dirs = run_recipe(checkpoint)
+    state = interface_state_from_runner_checkpoint(checkpoint)
+    return build_atomically(out, lambda tmp: write_fused_dir(recipe, tmp, interface_state=state, source_dirs=dirs),
+                            refresh=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line of the exporter."""
+    parser = argparse.ArgumentParser(prog="python -m upstream_merged.fusion.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="runner checkpoint written under -f (dev-best.ckpt, states-N.ckpt)")
+    parser.add_argument("out", type=Path, help="fused-model directory to write")
+    parser.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        print(f"wrote {export(args.checkpoint, args.out, args.force)}")
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
