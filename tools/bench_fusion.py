@@ -22,7 +22,8 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoi
 
 from upstream_merged.fusion.align import target_frames
 from upstream_merged.fusion.backbones import FrozenBackbone
-from upstream_merged.fusion.model import FusionSpec, FusionUpstream
+from upstream_merged.fusion.model import FusionUpstream
+from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.fusion.whisper import WhisperEncoderUpstream
 from upstream_merged.models.whisper import WhisperFrontendConfig
 from upstream_merged.testing.tiny_fusion import TINY_WAVLM, TINY_WHISPER

@@ -92,3 +92,16 @@ def test_ws_entry_exposes_aligned_layers_without_trainable_weights():
         hidden = ws([torch.randn(16000)])["hidden_states"]
     assert len(hidden) == 4 and all(h.shape == (1, 50, 32) for h in hidden)  # WavLM's 4 layers, HuBERT's 3 interpolated
     assert not any(p.requires_grad for p in ws.parameters())
+
+
+def test_mert_backbone_at_24khz_fuses_on_the_16khz_grid(tmp_path):
+    import yaml
+
+    recipe = tmp_path / "mert.yaml"
+    recipe.write_text(yaml.safe_dump({"method": "fusion", "interface": "gumd",
+                                      "sources": {"speech": "tiny:hubert:0", "music": "tiny:mert_v1:0"}}))
+    fused = entries()["fusion_custom"](model_config=str(recipe)).eval()
+    assert fused.backbones["music"].kind == "mert"
+    with torch.no_grad():
+        (hidden,) = fused([torch.randn(8000), torch.randn(5000)])["hidden_states"]
+    assert hidden.shape == (2, 25, 32)

@@ -10,12 +10,12 @@ as its own source: GumD, or a per-model weighted sum).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
-Merge = Literal["add", "concat", "stack"]
+from upstream_merged.fusion.spec import Merge
 
 
 class FusionInputError(ValueError):

@@ -1,40 +1,20 @@
 """The fusion upstream: frozen backbones -> aligned layers -> a trainable interface, s3prl contract."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
 
-from upstream_merged.fusion.align import LayerAligner, Merge, target_frames
-from upstream_merged.fusion.backbones import FrozenBackbone
+from upstream_merged.fusion.align import LayerAligner, target_frames
 from upstream_merged.fusion.interfaces import GumbelDimensionSelect, HConv
+from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.upstream.base import validate_wavs
 
-Interface = Literal["hconv", "chconv", "ws", "gumd"]
-DEFAULT_MERGE: Dict[str, Merge] = {"hconv": "add", "chconv": "concat", "ws": "add", "gumd": "stack"}
+if TYPE_CHECKING:
+    from upstream_merged.fusion.backbones import FrozenBackbone
+
 BACKBONE_PREFIX = "backbones."
-
-
-@dataclass(frozen=True)
-class FusionSpec:
-    """Everything but the backbones that decides the fusion upstream's architecture."""
-
-    interface: Interface
-    merge: Optional[Merge] = None  # None: the interface's default (DEFAULT_MERGE)
-    frame_rate: int = 320
-    width: Optional[int] = None
-    layers: Optional[int] = None
-    layer_norm: bool = False
-    gumbel_tau: float = 1.0
-    gumbel_hard: bool = True
-    output_dim: Optional[int] = None
-
-    @property
-    def resolved_merge(self) -> Merge:
-        """The merge actually used."""
-        return self.merge or DEFAULT_MERGE[self.interface]
 
 
 class FusionUpstream(nn.Module):
@@ -45,7 +25,7 @@ class FusionUpstream(nn.Module):
     aligned layers, which the stock Featurizer weights.
     """
 
-    def __init__(self, backbones: Mapping[str, FrozenBackbone], spec: FusionSpec, seed: int = 0):
+    def __init__(self, backbones: Mapping[str, "FrozenBackbone"], spec: FusionSpec, seed: int = 0):
         super().__init__()
         if not backbones:
             raise ValueError("a fusion upstream needs at least one backbone")

@@ -18,7 +18,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from upstream_merged.fusion.model import DEFAULT_MERGE, FusionSpec
+from upstream_merged.fusion.spec import DEFAULT_MERGE, FusionSpec
 from upstream_merged.recipe import RecipeBase, StrictModel, register_method
 
 _ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

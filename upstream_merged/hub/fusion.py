@@ -7,15 +7,16 @@ layers and the stock Featurizer learns the layer weights without ``-f``.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
-from upstream_merged.fusion.build import fusion_upstream_from_recipe
-from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
-from upstream_merged.fusion.model import FusionUpstream
 from upstream_merged.fusion.recipe import FusionRecipe
+from upstream_merged.fusion.spec import NEEDS_FINETUNE_FLAG
 from upstream_merged.hub.common import choose_recipe, is_recipe_file
 from upstream_merged.recipe import RecipeError, load_recipe
 from upstream_merged.registry import hub_entry
+
+if TYPE_CHECKING:  # model code (transformers' Whisper/WavLM) is imported on first use, not with s3prl.hub
+    from upstream_merged.fusion.model import FusionUpstream
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ PUBLISHED = {
     "fusion_hubert_wavlm_ws": "ws",
     "fusion_hubert_wavlm_gumd": "gumd",
 }
-NEEDS_FINETUNE_FLAG = {"hconv": True, "chconv": True, "gumd": True, "ws": False}
 # Every fusion entry -> its packaged default recipe (None: fusion_custom has none); filled below.
 DEFAULT_RECIPES: Dict[str, Optional[str]] = {"fusion_custom": None}
 
@@ -46,8 +46,11 @@ def _check_interface(entry: str, wanted: Optional[str], found: str) -> None:
 
 
 def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_recipe: Optional[str],
-                    interface: Optional[str] = None, entry: str = "fusion_custom") -> FusionUpstream:
+                    interface: Optional[str] = None, entry: str = "fusion_custom") -> "FusionUpstream":
     """Build the upstream for -k/-g: a fused-model dir (-k), a recipe (-g, or -k YAML) or the packaged default."""
+    from upstream_merged.fusion.build import fusion_upstream_from_recipe
+    from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
+
     if ckpt and not is_recipe_file(ckpt):
         if model_config:
             raise ValueError(f"{entry}: give either -k FUSED_DIR or -g RECIPE, not both")
