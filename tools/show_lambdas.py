@@ -70,6 +70,8 @@ def main(argv=None) -> int:
         print(f"{bank}:")
         for layer, value in values.items():
             print(f"  layer {layer:3d}  lambda {value:.6f}")
+        # ready to paste into a fixed-λ recipe (with `layers:` listing the same layers)
+        print(f"  recipe: layers: {list(values)}  lambda: {[round(v, 6) for v in values.values()]}")
     return 0
 
 
