@@ -38,6 +38,7 @@ setup(
         "catalyst==22.4",
         "librosa",
         "pandas",
+        "editdistance",
         "soundfile",
         "scipy",
         "safetensors",
