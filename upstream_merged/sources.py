@@ -24,6 +24,9 @@ def cache_root() -> Path:
 def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "-k") -> Path:
     """Return a local directory (or file) for ``source``; never substitutes another model.
 
+    ``flag`` tells the user where to put a local copy: a CLI flag such as ``-k`` or a recipe key
+    such as ``sources.b:``.
+
     Accepts an existing path, ``tiny:<arch>[:seed]`` for the embedded tiny models, or a Hugging Face
     repo id, which is taken from the local HF cache or downloaded when the network allows it.
     """
@@ -55,8 +58,11 @@ def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
             return Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10))
         except Exception as err:  # network errors come in many types; the message below says what to do
             reason = f"download failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
+    if flag.startswith("-"):
+        how = f"pass it with `{flag} DIR` (or name DIR in the recipe's sources)"
+    else:
+        how = f"write `{flag} DIR` in the recipe and pass the recipe with -g"
     raise SourceError(
         f"{what} {repo_id!r} is not available: {reason}. Download it elsewhere "
-        f"(e.g. `huggingface-cli download {repo_id} --local-dir DIR`), copy DIR here and pass it with "
-        f"`{flag} DIR` (or name DIR in the recipe's sources)."
+        f"(e.g. `huggingface-cli download {repo_id} --local-dir DIR`), copy DIR here and {how}."
     )

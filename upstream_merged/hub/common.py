@@ -45,16 +45,16 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_fingerprint(source: str) -> dict:
+def source_fingerprint(role: str, source: str) -> dict:
     """Content hash of a source's config and weight files (so a changed checkpoint changes the cache key)."""
-    path = resolve_source(source, what=f"source {source!r}", flag="the recipe's sources")
+    path = resolve_source(source, what=f"recipe source {role}", flag=f"sources.{role}:")
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     return {p.name: _file_digest(p) for p in files}
 
 
 def merged_cache_dir(recipe: RecipeBase) -> Path:
     """Where the built result of ``recipe`` is cached: keyed by the recipe and its sources' content."""
-    material = {"recipe": recipe_dict(recipe), "sources": {k: source_fingerprint(v) for k, v in recipe.sources.items()}}
+    material = {"recipe": recipe_dict(recipe), "sources": {k: source_fingerprint(k, v) for k, v in recipe.sources.items()}}
     return cache_root() / "merged" / f"{recipe.method}-{content_key(material)}"
 
 

@@ -120,7 +120,7 @@ def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], 
 
 def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
     """Load sources a and b strictly and check that they can be merged."""
-    dirs = [resolve_source(recipe.sources[role], what=f"recipe source {role}", flag=f"the recipe's sources.{role}") for role in ("a", "b")]
+    dirs = [resolve_source(recipe.sources[role], what=f"recipe source {role}", flag=f"sources.{role}:") for role in ("a", "b")]
     encoder_a, encoder_b = (load_hubert_family(d) for d in dirs)
     if encoder_a.sample_rate != REFERENCE_RATE:
         raise MergeError(f"source a ({recipe.sources['a']}) runs at {encoder_a.sample_rate} Hz; the reference must be a "
