@@ -40,6 +40,7 @@ def test_every_entry_and_packaged_recipe_exists():
     ({"interface": "chconv", "options": {"merge": "add"}}, "chconv is HConv over concatenated"),
     ({"options": {"merge": "concat"}}, "write interface: chconv"),
     ({"options": {"output_dim": 8}}, "only applies to interface gumd"),
+    ({"interface": "gumd", "options": {"layers": 8}}, "no effect with merge: stack"),
     ({"options": {"frame_rate": 0}}, "options.frame_rate"),
     ({"options": {"kernel": 3}}, "options.kernel"),
 ])

@@ -62,6 +62,8 @@ class FusionRecipe(RecipeBase):
             raise ValueError(f"options.merge={merge!r}: chconv is HConv over concatenated upstreams (merge: concat)")
         if self.interface == "hconv" and merge == "concat":
             raise ValueError("options.merge='concat' with interface hconv is CHConv: write interface: chconv")
+        if self.options.layers is not None and (merge or DEFAULT_MERGE[self.interface]) == "stack":
+            raise ValueError("options.layers has no effect with merge: stack (every layer of every upstream is kept)")
         if self.options.output_dim is not None and self.interface != "gumd":
             raise ValueError(f"options.output_dim only applies to interface gumd, not {self.interface}")
         return self
