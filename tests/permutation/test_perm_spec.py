@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from perm_helpers import one_thread  # noqa: F401  (autouse)
+from perm_helpers import runtime_guard  # noqa: F401  (autouse)
 
 from upstream_merged.permutation.apply import (
     apply_permutations,

@@ -101,6 +101,8 @@ class Calibrator:
 
     def __init__(self, encoder_a, encoder_b, spec: PermutationSpec, groups: Sequence[str],
                  frames_per_second: Optional[float], seed: int):
+        if encoder_a.model is encoder_b.model:
+            raise ValueError("calibration needs two distinct model objects (hooks would fire twice); load b separately")
         self.a, self.b = encoder_a, encoder_b
         self.spec = spec
         self.groups = list(groups)

@@ -162,8 +162,8 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
         shutil.copyfile(preprocessor, out_dir / "preprocessor_config.json")
     save_file({name: perm.contiguous() for name, perm in sorted(alignment.perms.items())},
               str(out_dir / "permutations.safetensors"),
-              metadata={"convention": "new[i] = old[perm[i]] along every axis of model b mapped to the group",
-                        "preset": preset})
+              # one metadata key: safetensors writes its header from a hash map, so several keys reorder between runs
+              metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({preset})"})
     (out_dir / "recipe.yaml").write_text(recipe_text if recipe_text is not None else yaml.safe_dump(recipe_dict(recipe), sort_keys=False))
     alignment.seconds["total"] = time.perf_counter() - start
     data = report.report_data(recipe, preset, components, alpha, alignment, drift)

@@ -1,0 +1,155 @@
+"""Calibration: audio sources, silent/short clips, batching invariance, other sample rates, torch.distributed."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from perm_helpers import SMALL_CALIBRATION, runtime_guard, scrambled_copy, write_pair  # noqa: F401
+from safetensors import safe_open
+
+from upstream_merged.models.hubert import LoadedEncoder
+from upstream_merged.permutation.audio import CalibrationError, list_clips, load_clip, manifest_files, synthesize
+from upstream_merged.permutation.merge import align
+from upstream_merged.permutation.recipe import Calibration
+from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_mert_dir
+
+def _tone(seconds: float, rate: int, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    a = build_tiny_hubert(51)
+    b, perms = scrambled_copy(a, seed=52)
+    return LoadedEncoder(a, 16000, "hubert"), LoadedEncoder(b, 16000, "hubert"), perms
+
+
+def test_synthetic_audio_is_seeded_and_sounds_like_two_domains():
+    speech, again, music = synthesize("speech", 4, 1.0), synthesize("speech", 4, 1.0), synthesize("music", 4, 1.0)
+    assert speech.shape == (16000,) and speech.dtype == np.float32
+    assert np.array_equal(speech, again) and not np.array_equal(speech, synthesize("speech", 5, 1.0))
+    assert 0.1 < np.abs(speech).max() <= 0.5 and 0.1 < np.abs(music).max() <= 0.5
+    # speech-like clips pause (low-energy stretches); music-like clips sustain notes
+    frames = lambda w: np.sqrt((w[: len(w) // 400 * 400].reshape(-1, 400) ** 2).mean(1))  # noqa: E731
+    assert (frames(speech) < 0.01).mean() > (frames(music) < 0.01).mean()
+
+
+def test_clip_listing_orders_limits_and_reads_files(tmp_path):
+    speech = tmp_path / "speech"
+    music = tmp_path / "music" / "sub"
+    music.mkdir(parents=True)
+    speech.mkdir()
+    for n in range(4):
+        soundfile.write(speech / f"s{n}.wav", _tone(1.0, 16000, 200 + n), 16000)
+        soundfile.write(music / f"m{n}.flac", _tone(2.0, 22050, 300 + n), 22050)
+    config = Calibration(dirs=[str(speech), str(tmp_path / "music")])
+    refs = list_clips(config, seed=0)
+    assert len(refs) == 8 and [r.index for r in refs] == list(range(8))
+    assert [r.path for r in refs] == [r.path for r in list_clips(config, seed=0)]
+    assert [r.path for r in refs] != [r.path for r in list_clips(config, seed=1)]
+    assert len(list_clips(Calibration(dirs=[str(speech)], max_clips=3), 0)) == 3
+    budget = list_clips(Calibration(dirs=[str(tmp_path / "music")], max_seconds=3.0), 0)
+    assert len(budget) == 2  # 2 s + 2 s reaches the 3 s budget
+    wave, rate = load_clip(refs[0], clip_seconds=0.5)
+    assert rate in (16000, 22050) and len(wave) == int(0.5 * rate)
+
+    manifest = tmp_path / "list.tsv"
+    manifest.write_text(f"{tmp_path}\nspeech/s0.wav\t16000\nmusic/sub/m1.flac\t44100\n")
+    assert [p.name for p in manifest_files(manifest)] == ["s0.wav", "m1.flac"]
+    manifest.write_text("speech/s0.wav\nspeech/missing.wav\n")
+    with pytest.raises(CalibrationError, match="missing"):
+        manifest_files(manifest)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CalibrationError, match="no .wav/.flac"):
+        list_clips(Calibration(dirs=[str(tmp_path / "empty")]), 0)
+    with pytest.raises(CalibrationError, match="not found"):
+        list_clips(Calibration(dirs=[str(tmp_path / "nowhere")]), 0)
+
+
+def test_silent_and_too_short_clips_are_skipped_or_refused(tmp_path, pair):
+    a, b, _ = pair
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    soundfile.write(bad / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    soundfile.write(bad / "short.wav", _tone(0.01, 16000), 16000)  # 160 samples < one 400-sample frame
+    with pytest.raises(CalibrationError, match=r"1 clip\(s\) silent.*1 shorter than one frame"):
+        align(a, b, ("ffn",), Calibration(dirs=[str(bad)]), seed=0, progress=False)
+    soundfile.write(bad / "good.flac", _tone(1.0, 22050), 22050)  # another rate: resampled to 16 kHz
+    alignment = align(a, b, ("ffn",), Calibration(dirs=[str(bad)], frames_per_second=None), seed=0, progress=False)
+    summary = alignment.calibration
+    assert (summary["clips_used"], summary["clips_skipped_silent"], summary["clips_skipped_too_short"]) == (1, 1, 1)
+    assert summary["frames_per_group"]["ffn.0"] == 49  # 1 s at 16 kHz -> 49 frames
+
+
+def test_statistics_do_not_depend_on_batching(pair):
+    a, b, _ = pair
+    capped = dict(SMALL_CALIBRATION, frames_per_second=20.0)
+    one = align(a, b, ("cnn", "ffn"), Calibration(**{**capped, "batch_size": 1}), seed=0, progress=False)
+    many = align(a, b, ("cnn", "ffn"), Calibration(**{**capped, "batch_size": 4}), seed=0, progress=False)
+    for name in one.correlations:
+        assert torch.allclose(one.correlations[name], many.correlations[name], atol=1e-6), name
+        assert torch.equal(one.perms[name], many.perms[name])
+    full = align(a, b, ("cnn",), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
+    frames_capped, frames_full = one.calibration["frames_per_group"], full.calibration["frames_per_group"]
+    assert frames_full["cnn.0"] > 50 * frames_capped["cnn.0"]  # 3200 frames/s site kept at ~20/s
+    assert frames_capped["cnn.6"] < frames_full["cnn.6"]
+
+
+def test_models_at_different_native_rates_are_frame_aligned(tmp_path, pair):
+    a, _, _ = pair
+    from upstream_merged.models.hubert import load_hubert_family
+
+    mert = load_hubert_family(write_mert_dir(tmp_path / "mert_v1", build_tiny_hubert(53), version="v1"))
+    assert mert.sample_rate == 24000 and mert.normalize
+    alignment = align(a, mert, ("cnn", "ffn", "attn"), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
+    same_rate = align(a, pair[1], ("ffn",), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
+    assert alignment.calibration["frames_per_group"]["ffn.0"] == same_rate.calibration["frames_per_group"]["ffn.0"]
+    assert all(torch.isfinite(c).all() for c in alignment.correlations.values())
+
+
+def test_two_gloo_ranks_on_half_the_clips_match_one_process_on_all(tmp_path):
+    a = build_tiny_hubert(61)
+    b, _ = scrambled_copy(a, seed=62)
+    with torch.no_grad():  # perturb the copy so correlations are informative but not all exactly 1
+        generator = torch.Generator().manual_seed(63)
+        for tensor in b.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(0.3 * tensor.std().nan_to_num() * torch.randn(tensor.shape, generator=generator))
+    dir_a, dir_b = write_pair(tmp_path, a, b)
+    calibration = json.dumps({"synthetic": {"clips": 7, "seconds": 1.0}, "batch_size": 2, "frames_per_second": 20.0})
+    from perm_dist_worker import run
+
+    # Fork: the children inherit the imported stack (a fresh interpreter spends ~10 s importing transformers).
+    context = multiprocessing.get_context("fork")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    ranks = [context.Process(target=run, args=(r, 2, init, str(dir_a), str(dir_b), json.loads(calibration),
+                                               str(tmp_path / f"rank{r}.safetensors"))) for r in range(2)]
+    for proc in ranks:
+        proc.start()
+    run(0, 1, "", str(dir_a), str(dir_b), json.loads(calibration), str(tmp_path / "single.safetensors"))
+    for proc in ranks:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0, f"rank exited with {proc.exitcode}"
+
+    def read(name):
+        with safe_open(str(tmp_path / name), "pt") as handle:
+            return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()
+
+    reference, meta = read("single.safetensors")
+    assert meta["clips"] == "7"
+    for rank in range(2):
+        tensors, meta = read(f"rank{rank}.safetensors")
+        assert meta["clips"] == "7"  # the all-reduced count covers both halves
+        for key, value in reference.items():
+            if key.startswith("perm/"):
+                assert torch.equal(tensors[key], value), key
+            else:
+                assert torch.allclose(tensors[key], value, atol=1e-5), key  # float32 per-batch co-moments
+    moved = [k for k, v in reference.items() if k.startswith("perm/") and not torch.equal(v, torch.arange(v.numel()))]
+    assert len(moved) >= 10  # the proof is about real permutations, not identities

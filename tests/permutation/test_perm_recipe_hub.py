@@ -1,0 +1,96 @@
+"""Recipes (strict schema, packaged presets) and hub entries (cache, -k merged dir, -g recipe, stock s3prl run)."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from perm_helpers import runtime_guard  # noqa: F401  (autouse)
+
+from upstream_merged.hub.common import PACKAGE_RECIPES
+from upstream_merged.hub.permutation import PERMUTATION_ENTRIES, entry_recipe
+from upstream_merged.permutation.presets import PRESETS
+from upstream_merged.permutation.recipe import PermutationRecipe
+from upstream_merged.recipe import RecipeError, load_recipe, parse_recipe
+from upstream_merged.registry import entries
+from upstream_merged.testing.s3prl_run import CONFIG_DIR, run_downstream, speech_commands_overrides
+
+BASE = {"method": "permutation", "sources": {"a": "tiny:hubert", "b": "tiny:mert_v0"}}
+
+
+def test_recipe_schema_is_strict():
+    with pytest.raises(RecipeError, match="calibration.frame_rate"):
+        parse_recipe({**BASE, "calibration": {"synthetic": {}, "frame_rate": 3}})
+    with pytest.raises(RecipeError, match="sources"):
+        parse_recipe({**BASE, "sources": {"reference": "x", "b": "y"}})
+    with pytest.raises(RecipeError, match="exclude each other"):
+        parse_recipe({**BASE, "components": ["attn", "qkv_independent"]})
+    with pytest.raises(RecipeError, match="calibration needs audio"):
+        parse_recipe({**BASE, "calibration": {"batch_size": 4}})
+    with pytest.raises(RecipeError, match="preset"):
+        parse_recipe({**BASE, "preset": "everything"})
+    with pytest.raises(RecipeError, match="alpha"):
+        parse_recipe({**BASE, "alpha": 1.5})
+    recipe = parse_recipe({**BASE, "preset": "cnn", "alpha": 0.7, "components": ["ffn"]})
+    assert recipe.settings() == ("cnn", ("ffn",), 0.7)
+    assert parse_recipe(BASE).settings() == ("cnn_ffn_attn", ("cnn", "ffn", "attn"), 0.9)
+
+
+def test_every_entry_has_packaged_recipes_matching_its_preset():
+    names = set(entries())
+    for suffix, (preset, recipe_suffix, _) in PERMUTATION_ENTRIES.items():
+        assert f"merged_hubert_mert{suffix}" in names and f"merged_hubert_mert{suffix}_tiny" in names
+        for prefix in ("", "tiny_"):
+            recipe = load_recipe(PACKAGE_RECIPES / f"{prefix}hubert_mert{recipe_suffix}.yaml")
+            assert isinstance(recipe, PermutationRecipe) and recipe.preset == preset
+            assert recipe.settings()[2] == PRESETS[preset].alpha
+            assert all(s.startswith("tiny:") for s in recipe.sources.values()) == (prefix == "tiny_")
+    table = {p.paper_id for p in PRESETS.values()}
+    assert {3, 4, 5, 6, 7, 8, 9} <= table
+
+
+def test_entry_preset_fills_a_recipe_without_one(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("method: permutation\nsources: {a: tiny:hubert, b: tiny:mert_v0}\ncalibration: {synthetic: {clips: 2}}\n")
+    assert entry_recipe(None, str(path), "tiny_hubert_mert_cnn", "cnn").preset == "cnn"
+    path.write_text(path.read_text() + "preset: ffn_attn\n")
+    assert entry_recipe(str(path), None, "tiny_hubert_mert_cnn", "cnn").preset == "ffn_attn"  # the recipe wins
+
+
+def test_tiny_entry_builds_once_caches_and_loads_a_merged_dir():
+    hub = entries()
+    start = time.perf_counter()
+    upstream = hub["merged_hubert_mert_avg_tiny"]()
+    first = time.perf_counter() - start
+    wavs = [torch.randn(16000), torch.randn(12000)]
+    upstream.eval()
+    with torch.no_grad():
+        hidden = upstream(wavs)["hidden_states"]
+    assert len(hidden) == 3 and hidden[0].shape == (2, 49, 32)
+    from upstream_merged.hub.common import merged_cache_dir
+
+    directory = merged_cache_dir(entry_recipe(None, None, "tiny_hubert_mert_avg", "avg"))
+    report = json.loads((directory / "merge_report.json").read_text())
+    assert report["preset"] == "avg" and report["alpha"] == 0.5 and report["groups"] == {}
+    start = time.perf_counter()
+    again = hub["merged_hubert_mert_avg_tiny"]()
+    assert time.perf_counter() - start < max(first, 1.0)
+    direct = hub["merged_hubert_mert_tiny"](ckpt=str(directory))  # -k <merged dir>: no build, that merge
+    for upstream_b in (again, direct):
+        upstream_b.eval()
+        with torch.no_grad():
+            assert torch.equal(upstream_b(wavs)["hidden_states"][-1], hidden[-1])
+
+
+def test_stock_run_downstream_trains_on_the_merged_tiny_entry(speech_commands_root, plugin_cache_env, tmp_path):
+    expdir = tmp_path / "exp"
+    result = run_downstream(
+        ["-m", "train", "-u", "merged_hubert_mert", "-g", str(PACKAGE_RECIPES / "tiny_hubert_mert.yaml"),
+         "-d", "speech_commands", "-c", str(CONFIG_DIR / "speech_commands_cpu_small.yaml"), "-p", str(expdir),
+         "-o", speech_commands_overrides(speech_commands_root)],
+        env={**plugin_cache_env, "OMP_NUM_THREADS": "1"},
+    ).check()
+    accuracies = result.metric("dev acc") or result.metric("test acc")
+    assert accuracies and all(0.0 <= acc <= 1.0 for acc in accuracies), result.output[-2000:]
+    assert (expdir / "dev-best.ckpt").is_file()
