@@ -45,10 +45,11 @@ class CrossMoments:
             mean_b.double(),
             centred_a.square().sum(0).double(),
             centred_b.square().sum(0).double(),
-            (centred_a.T @ centred_b).double(),  # (n_a, n_b): the costly part, one float32 GEMM per batch
+            centred_a.T @ centred_b,  # (n_a, n_b) float32: the costly part, one GEMM per batch
         )
 
     def _merge(self, count: float, mean_a, mean_b, m2_a, m2_b, cross) -> None:
+        """Chan's parallel update; ``cross`` may be float32 (added into the float64 accumulator in place)."""
         if count == 0:
             return
         total = self.count + count
@@ -57,7 +58,7 @@ class CrossMoments:
         weight = self.count * count / total
         self.m2_a += m2_a + delta_a.square() * weight
         self.m2_b += m2_b + delta_b.square() * weight
-        self.cross += cross
+        self.cross.add_(cross)
         if weight:
             self.cross.addr_(delta_a, delta_b, alpha=weight)
         self.mean_a += delta_a * (count / total)

@@ -132,31 +132,36 @@ class Calibrator:
         return min(1.0, self.cap / rate)
 
     def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int) -> None:
-        """Per CNN depth, the flat (clip, frame) indices kept: valid frames, subsampled per clip with its own seed."""
+        """Per CNN depth, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
         self._selection.clear()
         self._frames.clear()
         for depth in sorted({probe.conv_depth for _, probe in self.probes}):
-            total = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
             fraction = self._keep_fraction(depth)
-            index = []
+            rows, frames = [], []
             for row, (ref, length) in enumerate(zip(refs, lengths)):
                 valid = conv_output_length(length, self.kernels[:depth], self.strides[:depth])
-                frames = np.arange(valid)
+                kept = np.arange(valid)
                 if fraction < 1.0:
-                    keep = np.random.default_rng([self.seed, ref.index, depth]).random(valid) < fraction
-                    frames = frames[keep]
-                index.append(torch.from_numpy(frames + row * total))
-            self._selection[depth] = torch.cat(index).long() if index else torch.zeros(0, dtype=torch.long)
-            self._frames[depth] = total
+                    kept = kept[np.random.default_rng([self.seed, ref.index, depth]).random(valid) < fraction]
+                rows.append(np.full(len(kept), row))
+                frames.append(kept)
+            self._selection[depth] = (torch.from_numpy(np.concatenate(rows)).long(), torch.from_numpy(np.concatenate(frames)).long())
+            self._frames[depth] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
 
     # -- hooks ----------------------------------------------------------------------------------
     def _pick(self, tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
-        frames = _as_frames(tensor, probe)  # (B, T, C)
+        """The selected frames of a site's activation as (N, C) float32, gathered without copying the whole tensor."""
+        if isinstance(tensor, (tuple, list)):
+            tensor = tensor[0]
         expected = self._frames[probe.conv_depth]
-        if frames.shape[1] != expected:  # B runs at another native rate: align its frames onto A's grid
-            frames = F.interpolate(frames.transpose(1, 2), size=expected, mode="linear", align_corners=False).transpose(1, 2)
-        flat = frames.reshape(-1, frames.shape[-1])
-        return flat.index_select(0, self._selection[probe.conv_depth]).float()
+        time_dim = 2 if probe.channel_dim == 1 else 1
+        if tensor.shape[time_dim] != expected:  # B runs at another native rate: align its frames onto A's grid
+            frames = _as_frames(tensor, probe).transpose(1, 2)
+            tensor = F.interpolate(frames, size=expected, mode="linear", align_corners=False).transpose(1, 2)
+            time_dim = 1
+        rows, frames = self._selection[probe.conv_depth]
+        picked = tensor[rows, :, frames] if time_dim == 2 else tensor[rows, frames]  # (N, C)
+        return picked.float()
 
     def _sink_a(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
         self._captured[key] = self._pick(tensor, probe)

@@ -7,7 +7,9 @@ assignment of :func:`upstream_merged.core.assignment.solve_blocks`.
 """
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
@@ -49,6 +51,22 @@ def group_correlation(moments: Sequence[CrossMoments]) -> torch.Tensor:
     return total / len(moments)
 
 
+def _solve_family(spec: PermutationSpec, members: Sequence[str], correlations: Mapping[str, torch.Tensor]):
+    """Permutations of one tie family (one group, or the tied q/k and v/out of a layer), and the time it took."""
+    start = time.perf_counter()
+    block = spec.groups[members[0]].block
+    perms, moved = {}, {}
+    if block > 1:
+        result = solve_blocks([correlations[m] for m in members], block)
+        for member, perm in zip(members, result.perms):
+            perms[member] = perm
+            moved[member] = int((result.blocks != torch.arange(result.blocks.numel())).sum())
+    else:
+        for member in members:
+            perms[member] = solve(correlations[member])
+    return perms, moved, time.perf_counter() - start
+
+
 def match(spec: PermutationSpec, moments: Mapping[str, Sequence[CrossMoments]]) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
     """Permutations (B onto A) for every group in ``moments``, a report row per group, and the correlations."""
     names = list(moments)
@@ -56,20 +74,16 @@ def match(spec: PermutationSpec, moments: Mapping[str, Sequence[CrossMoments]]) 
     perms: Dict[str, torch.Tensor] = {}
     seconds: Dict[str, float] = {}
     blocks_moved: Dict[str, int] = {}
-    for family, members in spec.ties(names).items():
-        block = spec.groups[members[0]].block
-        start = time.perf_counter()
-        if block > 1:
-            result = solve_blocks([correlations[m] for m in members], block)
-            for member, perm in zip(members, result.perms):
-                perms[member] = perm
-                blocks_moved[member] = int((result.blocks != torch.arange(result.blocks.numel())).sum())
-        else:
-            for member in members:
-                perms[member] = solve(correlations[member])
-        elapsed = (time.perf_counter() - start) / len(members)
+    families = list(spec.ties(names).items())
+    # scipy's assignment releases the GIL for most of its work: independent families run side by side
+    workers = max(1, min(len(families), torch.get_num_threads(), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        solved = list(pool.map(lambda family: _solve_family(spec, family[1], correlations), families))
+    for (_, members), (family_perms, moved, elapsed) in zip(families, solved):
+        perms.update(family_perms)
+        blocks_moved.update(moved)
         for member in members:
-            seconds[member] = elapsed
+            seconds[member] = elapsed / len(members)
     rows = []
     for name in names:
         group, perm, corr = spec.groups[name], perms[name], correlations[name]
