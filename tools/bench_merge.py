@@ -1,0 +1,225 @@
+"""Benchmark the correlation-permutation merge on HuBERT-base-sized random models (CPU), in one run.
+
+Prints:
+- merge wall time / bare forward passes of both models over the same calibration audio (goal <= 1.15);
+- whether every scrambled permutation was recovered (b = a function-preserving scramble of a);
+- LAP time per group (in the merge, and on random correlation matrices: the worst case);
+- peak RSS of a merge with N and 10N calibration clips, each in its own subprocess (goal: flat within 5%);
+- the effect of the per-site frame subsample: agreement with all-frame permutations on a noisy pair.
+
+    python tools/bench_merge.py                       # base size, 128 clips x 5 s (~10 min on 2 cores)
+    python tools/bench_merge.py --tiny --clips 8 --seconds 1 --rss-clips 2 --effect-clips 4   # smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from upstream_merged.models.hubert import load_hubert_family  # noqa: E402
+from upstream_merged.permutation.apply import apply_permutations, invert_all, random_permutations  # noqa: E402
+from upstream_merged.permutation.audio import list_clips, load_clip  # noqa: E402
+from upstream_merged.permutation.calibration import model_input  # noqa: E402
+from upstream_merged.permutation.merge import align, build  # noqa: E402
+from upstream_merged.permutation.recipe import Calibration  # noqa: E402
+from upstream_merged.permutation.spec import spec_for_model  # noqa: E402
+from upstream_merged.recipe import parse_recipe  # noqa: E402
+from upstream_merged.testing.tiny import randomize_  # noqa: E402
+from upstream_merged.testing.tiny_hubert import TINY_HUBERT, write_hubert_dir  # noqa: E402
+
+COMPONENTS = ("cnn", "ffn", "attn")
+
+
+def make_models(root: Path, tiny: bool) -> tuple[Path, Path, Path, dict]:
+    """Random a; b = a scrambled (function-preserving); b_noisy = b plus weight noise. Saved as HF dirs."""
+    from transformers import HubertConfig, HubertModel
+
+    config = HubertConfig(**(TINY_HUBERT if tiny else {}), layerdrop=0.0, apply_spec_augment=False)
+    torch.manual_seed(0)
+    a = randomize_(HubertModel(config), 0).eval()
+    spec = spec_for_model(a)
+    perms = random_permutations(spec, spec.select(COMPONENTS), torch.Generator().manual_seed(1))
+    state = apply_permutations(a.state_dict(), spec, perms)
+    write_hubert_dir(root / "a", a)
+    b = HubertModel(config)
+    b.load_state_dict(state)
+    write_hubert_dir(root / "b", b)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # partial correlations: what the frame subsample can actually get wrong
+        for tensor in b.state_dict().values():
+            if tensor.is_floating_point() and tensor.numel() > 1:
+                tensor.add_(0.5 * tensor.std() * torch.randn(tensor.shape, generator=generator))
+    write_hubert_dir(root / "b_noisy", b)
+    params = sum(p.numel() for p in a.parameters())
+    return root / "a", root / "b", root / "b_noisy", {"perms": invert_all(perms), "params": params}
+
+
+def calibration(args, clips: int, fps) -> dict:
+    """The recipe's calibration section for this run."""
+    return {"synthetic": {"clips": clips, "seconds": args.seconds}, "batch_size": args.batch,
+            "frames_per_second": fps, "drift_clips": 2}
+
+
+def bare_forwards(dir_a: Path, dir_b: Path, args) -> tuple[float, float]:
+    """Seconds spent in forward passes of a and b over the merge's calibration batches (and in making the audio)."""
+    encoders = [load_hubert_family(dir_a), load_hubert_family(dir_b)]
+    refs = list_clips(Calibration(**calibration(args, args.clips, args.fps)), seed=0)
+    forward = audio = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(refs), args.batch):
+            began = time.perf_counter()
+            waves = [torch.from_numpy(load_clip(ref, 10.0)[0]) for ref in refs[start:start + args.batch]]
+            audio += time.perf_counter() - began
+            for encoder in encoders:
+                inputs, mask = model_input(waves, encoder.normalize)
+                began = time.perf_counter()
+                encoder.model(inputs, attention_mask=mask)
+                forward += time.perf_counter() - began
+    return forward, audio
+
+
+def merge_once(dir_a: Path, dir_b: Path, out: Path, args, clips: int) -> tuple[float, dict]:
+    """Wall time of a full merge (load, calibrate, match, permute, interpolate, write) and its report."""
+    recipe = parse_recipe({"method": "permutation", "sources": {"a": str(dir_a), "b": str(dir_b)},
+                           "preset": "cnn_ffn_attn", "alpha": 0.5, "calibration": calibration(args, clips, args.fps)})
+    began = time.perf_counter()
+    build(recipe, out, progress=False)
+    return time.perf_counter() - began, json.loads((out / "merge_report.json").read_text())
+
+
+def lap_worst_case(tiny: bool) -> dict:
+    """LAP seconds on random correlation-like matrices of each group shape."""
+    from upstream_merged.core.assignment import solve, solve_blocks
+
+    hidden, ffn, conv, heads, pos_groups = (32, 64, 16, 4, 4) if tiny else (768, 3072, 512, 12, 16)
+    generator = torch.Generator().manual_seed(5)
+    timings = {}
+    for label, size in ((f"ffn {ffn}", ffn), (f"cnn {conv}", conv)):
+        matrix = torch.rand(size, size, generator=generator, dtype=torch.float64)
+        began = time.perf_counter()
+        solve(matrix)
+        timings[label] = time.perf_counter() - began
+    for label, block, count in ((f"attn {hidden} ({heads} heads, q/k + v/out)", hidden // heads, 2),
+                                (f"residual {hidden} ({pos_groups} conv groups)", hidden // pos_groups, 1)):
+        matrices = [torch.rand(hidden, hidden, generator=generator, dtype=torch.float64) for _ in range(count)]
+        began = time.perf_counter()
+        solve_blocks(matrices, block)
+        timings[label] = time.perf_counter() - began
+    return timings
+
+
+def rss_child(args) -> None:
+    """(subprocess) run one merge and print its peak RSS in bytes as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        merge_once(Path(args.rss_child[0]), Path(args.rss_child[1]), Path(tmp) / "out", args, args.clips)
+    print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+def peak_rss(dir_a: Path, dir_b: Path, args, clips: int) -> int:
+    """Peak RSS of a merge with ``clips`` calibration clips, measured in a fresh subprocess."""
+    command = [sys.executable, __file__, "--rss-child", str(dir_a), str(dir_b), "--clips", str(clips),
+               "--seconds", str(args.seconds), "--batch", str(args.batch), "--fps", str(args.fps)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss"])
+
+
+def subsample_effect(dir_a: Path, dir_noisy: Path, args) -> dict:
+    """Permutations from subsampled vs all-frame statistics on a noisy pair: agreement and matched correlation."""
+    encoders = [load_hubert_family(dir_a), load_hubert_family(dir_noisy)]
+    runs = {}
+    for label, fps in (("subsampled", args.fps), ("all_frames", None)):
+        began = time.perf_counter()
+        runs[label] = align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, fps)), seed=0,
+                            progress=False)
+        runs[label].seconds["wall"] = time.perf_counter() - began
+    sub, full = runs["subsampled"], runs["all_frames"]
+    out = {"seconds": {k: round(v.seconds["calibration"], 1) for k, v in runs.items()}, "components": {}}
+    for component in COMPONENTS:
+        names = [m.name for m in full.matches if m.component == component]
+        units = sum(full.perms[n].numel() for n in names)
+        same = sum(int((sub.perms[n] == full.perms[n]).sum()) for n in names)
+        corr = full.correlations  # judge both assignments on the all-frame statistics
+        achieved = np.mean([float(corr[n][torch.arange(corr[n].shape[0]), sub.perms[n]].mean()) for n in names])
+        optimal = np.mean([float(corr[n][torch.arange(corr[n].shape[0]), full.perms[n]].mean()) for n in names])
+        out["components"][component] = {"agreement": same / units, "corr_subsampled": achieved, "corr_all_frames": optimal}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=128, help="calibration clips of the ratio run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per synthetic clip")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--fps", type=float, default=10.0, help="frames kept per site per second of audio")
+    parser.add_argument("--rss-clips", type=int, default=8, help="N of the RSS comparison (N vs 10N clips)")
+    parser.add_argument("--effect-clips", type=int, default=32, help="clips of the subsample-effect comparison")
+    parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--skip-effect", action="store_true")
+    parser.add_argument("--rss-child", nargs=2, metavar=("DIR_A", "DIR_B"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.rss_child:
+        rss_child(args)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dir_a, dir_b, dir_noisy, info = make_models(root, args.tiny)
+        size = "tiny" if args.tiny else "HuBERT-base-sized"
+        print(f"bench_merge: {size} random models ({info['params'] / 1e6:.1f}M params), {args.clips} clips x "
+              f"{args.seconds} s, batch {args.batch}, {args.fps:g} frames/s per site, {torch.get_num_threads()} threads")
+
+        forward, audio = bare_forwards(dir_a, dir_b, args)
+        wall, report = merge_once(dir_a, dir_b, root / "merged", args, args.clips)
+        seconds = report["seconds"]
+        print(f"bare forwards of a and b: {forward:.1f} s (making the audio: {audio:.1f} s more)")
+        print(f"merge wall time: {wall:.1f} s (calibration {seconds['calibration']:.1f}, matching {seconds['matching']:.1f}, "
+              f"load/permute/interpolate/write {wall - seconds['calibration'] - seconds['matching']:.1f})")
+        print(f"ratio merge / bare forwards: {wall / forward:.3f} (goal <= 1.15)")
+
+        from safetensors.torch import load_file
+
+        found = load_file(str(root / "merged" / "permutations.safetensors"))
+        recovered = [n for n, p in info["perms"].items() if torch.equal(found.get(n, torch.empty(0)), p)]
+        print(f"scrambled permutations recovered: {len(recovered)}/{len(info['perms'])} groups")
+        merged = load_hubert_family(root / "merged").model.state_dict()
+        original = load_hubert_family(dir_a).model.state_dict()
+        print(f"max |merged - a| at alpha 0.5: {max(float((merged[k] - v).abs().max()) for k, v in original.items()):.2e}")
+
+        by_component: dict = {}
+        for row in report["groups"].values():
+            by_component.setdefault(row["component"], []).append(row["lap_seconds"])
+        laps = ", ".join(f"{c} {np.mean(v):.3f} s (x{len(v)})" for c, v in by_component.items())
+        print(f"LAP time per group in the merge (scrambled pair, thread pool): {laps}")
+        worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
+        print(f"LAP time per group on random correlations (worst case): {worst}")
+
+        if not args.skip_rss:
+            small = peak_rss(dir_a, dir_b, args, args.rss_clips)
+            large = peak_rss(dir_a, dir_b, args, 10 * args.rss_clips)
+            print(f"peak RSS: {args.rss_clips} clips {small / 2**30:.2f} GiB, {10 * args.rss_clips} clips "
+                  f"{large / 2**30:.2f} GiB ({100 * (large - small) / small:+.1f}%, goal within 5%)")
+        if not args.skip_effect:
+            effect = subsample_effect(dir_a, dir_noisy, args)
+            print(f"frame subsample ({args.fps:g}/s per site) vs all frames, noisy pair, {args.effect_clips} clips: "
+                  f"calibration {effect['seconds']['subsampled']} s vs {effect['seconds']['all_frames']} s")
+            for component, row in effect["components"].items():
+                print(f"  {component}: {100 * row['agreement']:.1f}% of units assigned alike; mean matched correlation "
+                      f"(all-frame stats) {row['corr_subsampled']:.4f} vs {row['corr_all_frames']:.4f} optimal")
+
+
+if __name__ == "__main__":
+    main()
