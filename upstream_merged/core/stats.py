@@ -109,14 +109,11 @@ class CrossMoments:
     def correlation(self) -> torch.Tensor:
         """Pearson correlation (n_a, n_b), float64 in [-1, 1]; rows/columns of dead channels are 0, never NaN."""
         var_a, var_b = self.variances()
-        dead_a, dead_b = _dead(var_a), _dead(var_b)
         denominator = max(self.count, 1.0)
-        std_a = torch.where(dead_a, torch.ones_like(var_a), var_a.sqrt())
-        std_b = torch.where(dead_b, torch.ones_like(var_b), var_b.sqrt())
-        corr = self.cross / denominator / std_a[:, None] / std_b[None, :]
-        corr[dead_a] = 0.0
-        corr[:, dead_b] = 0.0
-        return corr.clamp_(-1.0, 1.0)
+        # 1 / (N std): zero for dead channels, so their rows and columns come out 0 without a masking pass
+        inv_a = torch.where(_dead(var_a), torch.zeros_like(var_a), (var_a * denominator ** 2).rsqrt())
+        inv_b = torch.where(_dead(var_b), torch.zeros_like(var_b), var_b.rsqrt())
+        return self.cross.mul(inv_a[:, None]).mul_(inv_b[None, :]).clamp_(-1.0, 1.0)
 
 
 def _dead(var: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,8 @@ def group_correlation(moments: Sequence[CrossMoments]) -> torch.Tensor:
     """Mean correlation matrix over a group's probe sites."""
     total = moments[0].correlation()
     for accumulator in moments[1:]:
-        total = total + accumulator.correlation()
-    return total / len(moments)
+        total.add_(accumulator.correlation())
+    return total.div_(len(moments)) if len(moments) > 1 else total
 
 
 def _solve_family(spec: PermutationSpec, members: Sequence[str], correlations: Mapping[str, torch.Tensor]):

@@ -25,6 +25,7 @@ from upstream_merged.sources import resolve_source
 logger = logging.getLogger(__name__)
 
 REFERENCE_RATE = 16000
+DRIFT_SECONDS = 2.0  # audio per clip used to measure how far the permuted b moved (a check, kept cheap)
 # Config keys that change the computation without changing any tensor shape: they must agree too.
 ARCHITECTURE_KEYS = (
     "num_attention_heads", "num_conv_pos_embedding_groups", "do_stable_layer_norm", "feat_extract_norm",
@@ -149,7 +150,7 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
         permuted = apply_permutations(state_b, alignment.spec, alignment.perms)
         if recipe.calibration.drift_clips:
             drift = function_drift(encoder_b, permuted, alignment, refs[: recipe.calibration.drift_clips],
-                                   min(recipe.calibration.clip_seconds, 4.0))
+                                   min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
     else:
         permuted = state_b
     merged = interpolate_state_dicts(encoder_a.model.state_dict(), permuted, alpha)

@@ -33,7 +33,7 @@ class Calibration(StrictModel):
     batch_size: int = Field(16, ge=1)
     frames_per_second: Optional[float] = Field(10.0, gt=0)
     shuffle: bool = True
-    drift_clips: int = Field(2, ge=0)
+    drift_clips: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _has_audio(self) -> "Calibration":
