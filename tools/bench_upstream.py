@@ -49,9 +49,10 @@ def main(argv=None) -> int:
         hidden_theirs = theirs(wavs)["hidden_states"]
         max_diff = max(float((a - b).abs().max()) for a, b in zip(hidden_ours, hidden_theirs))
         times_ours, times_theirs = [], []
-        for _ in range(args.repeats):
-            times_ours.append(_timed(lambda: ours(wavs)))
-            times_theirs.append(_timed(lambda: theirs(wavs)))
+        for repeat in range(args.repeats):  # ABBA order so neither side always runs first
+            pair = [(times_ours, ours), (times_theirs, theirs)]
+            for times, upstream in pair if repeat % 2 == 0 else pair[::-1]:
+                times.append(_timed(lambda: upstream(wavs)))
     t_ours, t_theirs = statistics.median(times_ours), statistics.median(times_theirs)
     size = "tiny" if args.tiny else "HuBERT-base size (random weights)"
     print(f"model: {size}; batch {args.batch} x up to {args.seconds} s; torch threads {torch.get_num_threads()}")
