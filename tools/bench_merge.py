@@ -66,10 +66,11 @@ def make_models(root: Path, tiny: bool) -> tuple[Path, Path, Path, dict]:
     return root / "a", root / "b", root / "b_noisy", {"perms": invert_all(perms), "params": params}
 
 
-def calibration(args, clips: int, fps) -> dict:
+def calibration(args, clips: int, fps, cnn_fps="default") -> dict:
     """The recipe's calibration section for this run."""
     return {"synthetic": {"clips": clips, "seconds": args.seconds}, "batch_size": args.batch,
-            "frames_per_second": fps}
+            "frames_per_second": fps, "cnn_frames_per_second": args.cnn_fps if cnn_fps == "default" else cnn_fps,
+            "max_batch_seconds": args.max_batch_seconds}
 
 
 def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int) -> tuple[float, float, float]:
@@ -133,7 +134,8 @@ def rss_child(args) -> None:
 def peak_rss(dir_a: Path, dir_b: Path, args, clips: int) -> int:
     """Peak RSS of a merge with ``clips`` calibration clips, measured in a fresh subprocess."""
     command = [sys.executable, __file__, "--rss-child", str(dir_a), str(dir_b), "--clips", str(clips),
-               "--seconds", str(args.seconds), "--batch", str(args.batch), "--fps", str(args.fps)]
+               "--seconds", str(args.seconds), "--batch", str(args.batch), "--fps", str(args.fps),
+               "--cnn-fps", str(args.cnn_fps), "--max-batch-seconds", str(args.max_batch_seconds)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss"])
 
@@ -142,10 +144,10 @@ def subsample_effect(dir_a: Path, dir_noisy: Path, args) -> dict:
     """Permutations from subsampled vs all-frame statistics on a noisy pair: agreement and matched correlation."""
     encoders = [load_hubert_family(dir_a), load_hubert_family(dir_noisy)]
     runs = {}
-    for label, fps in (("subsampled", args.fps), ("all_frames", None)):
+    for label, fps, cnn_fps in (("subsampled", args.fps, args.cnn_fps), ("all_frames", None, None)):
         began = time.perf_counter()
-        runs[label] = align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, fps)), seed=0,
-                            progress=False)
+        runs[label] = align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, fps, cnn_fps)),
+                            seed=0, progress=False)
         runs[label].seconds["wall"] = time.perf_counter() - began
     sub, full = runs["subsampled"], runs["all_frames"]
     out = {"seconds": {k: round(v.seconds["calibration"], 1) for k, v in runs.items()}, "components": {}}
@@ -165,7 +167,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128, help="calibration clips of the ratio run")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per synthetic clip")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--fps", type=float, default=10.0, help="frames kept per site per second of audio")
+    parser.add_argument("--fps", type=float, default=10.0, help="frames kept per transformer site per second of audio")
+    parser.add_argument("--cnn-fps", type=float, default=100.0, help="frames kept per CNN site per second of audio")
+    parser.add_argument("--max-batch-seconds", type=float, default=20.0, help="padded audio per forward in the merge")
     parser.add_argument("--rss-clips", type=int, default=8, help="N of the RSS comparison (N vs 10N clips)")
     parser.add_argument("--effect-clips", type=int, default=16, help="clips of the subsample-effect comparison")
     parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")
@@ -183,7 +187,8 @@ def main() -> None:
         dir_a, dir_b, dir_noisy, info = make_models(root, args.tiny)
         size = "tiny" if args.tiny else "HuBERT-base-sized"
         print(f"bench_merge: {size} random models ({info['params'] / 1e6:.1f}M params), {args.clips} clips x "
-              f"{args.seconds} s, batch {args.batch}, {args.fps:g} frames/s per site, {torch.get_num_threads()} threads")
+              f"{args.seconds} s, batch {args.batch} (forwards of <= {args.max_batch_seconds:g} s), {args.fps:g} frames/s per "
+              f"transformer site and {args.cnn_fps:g} per CNN site, {torch.get_num_threads()} threads")
 
         # The box is shared: half of the bare forwards (even batches) run before the merge and half (odd batches)
         # after it, so slow drifts in other processes' load hit both sides alike; CPU time is reported too.
@@ -223,7 +228,7 @@ def main() -> None:
                   f"{large / 2**30:.2f} GiB ({100 * (large - small) / small:+.1f}%, goal within 5%)")
         if not args.skip_effect:
             effect = subsample_effect(dir_a, dir_noisy, args)
-            print(f"frame subsample ({args.fps:g}/s per site) vs all frames, noisy pair, {args.effect_clips} clips: "
+            print(f"frame subsample ({args.fps:g}/s transformer, {args.cnn_fps:g}/s CNN) vs all frames, noisy pair, {args.effect_clips} clips: "
                   f"calibration {effect['seconds']['subsampled']} s vs {effect['seconds']['all_frames']} s")
             for component, row in effect["components"].items():
                 print(f"  {component}: {100 * row['agreement']:.1f}% of units assigned alike; mean matched correlation "

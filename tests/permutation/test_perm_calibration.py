@@ -89,7 +89,7 @@ def test_silent_and_too_short_clips_are_skipped_or_refused(tmp_path, pair):
 
 def test_statistics_do_not_depend_on_batching(pair):
     a, b, _ = pair
-    capped = dict(SMALL_CALIBRATION, frames_per_second=20.0)
+    capped = dict(SMALL_CALIBRATION, frames_per_second=20.0, cnn_frames_per_second=20.0, max_batch_seconds=2.0)
     one = align(a, b, ("cnn", "ffn"), Calibration(**{**capped, "batch_size": 1}), seed=0, progress=False)
     many = align(a, b, ("cnn", "ffn"), Calibration(**{**capped, "batch_size": 4}), seed=0, progress=False)
     for name in one.correlations:

@@ -76,7 +76,7 @@ def unrelated_pair(tmp_path_factory):
 
 def test_two_merges_are_bit_identical(unrelated_pair, tmp_path):
     dir_a, dir_b = unrelated_pair
-    recipe = make_recipe(dir_a, dir_b, calibration={**SMALL_CALIBRATION, "frames_per_second": 20.0})
+    recipe = make_recipe(dir_a, dir_b, calibration={**SMALL_CALIBRATION, "frames_per_second": 20.0, "cnn_frames_per_second": 50.0})
     first, second = build(recipe, tmp_path / "one", progress=False), build(recipe, tmp_path / "two", progress=False)
     for name in ("model.safetensors", "permutations.safetensors", "config.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -94,3 +94,29 @@ def test_stock_run_downstream_trains_on_the_merged_tiny_entry(speech_commands_ro
     accuracies = result.metric("dev acc") or result.metric("test acc")
     assert accuracies and all(0.0 <= acc <= 1.0 for acc in accuracies), result.output[-2000:]
     assert (expdir / "dev-best.ckpt").is_file()
+
+
+def test_default_entry_offline_says_how_to_point_at_local_checkpoints():
+    from upstream_merged.sources import SourceError
+
+    with pytest.raises(SourceError, match=r"facebook/hubert-base-ls960.*sources"):
+        entries()["merged_hubert_mert"]()
+
+
+def test_an_interrupted_build_leaves_no_cache_and_the_rerun_succeeds(monkeypatch):
+    from upstream_merged.hub.common import merged_cache_dir
+    from upstream_merged.permutation import report
+
+    recipe = entry_recipe(None, None, "tiny_hubert_mert_linear", "linear")
+    target = merged_cache_dir(recipe)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the output was being written
+
+    with monkeypatch.context() as patch:  # (a bare undo() would also revert conftest's cache isolation)
+        patch.setattr(report, "write_model_card", killed)
+        with pytest.raises(KeyboardInterrupt):
+            entries()["merged_hubert_mert_linear_tiny"]()
+    assert not target.exists() and not list(target.parent.glob(f".{target.name}.tmp-*"))
+    entries()["merged_hubert_mert_linear_tiny"]()
+    assert (target / ".complete").is_file() and (target / "README.md").is_file()

@@ -100,13 +100,16 @@ class Calibrator:
     """Accumulates cross-correlation statistics between two HuBERT-family models at a spec's probe sites."""
 
     def __init__(self, encoder_a, encoder_b, spec: PermutationSpec, groups: Sequence[str],
-                 frames_per_second: Optional[float], seed: int):
+                 frames_per_second: Optional[float], seed: int, cnn_frames_per_second: Optional[float] = None,
+                 max_batch_seconds: Optional[float] = None):
         if encoder_a.model is encoder_b.model:
             raise ValueError("calibration needs two distinct model objects (hooks would fire twice); load b separately")
         self.a, self.b = encoder_a, encoder_b
         self.spec = spec
         self.groups = list(groups)
         self.cap = frames_per_second
+        self.cnn_cap = cnn_frames_per_second
+        self.max_batch_seconds = max_batch_seconds
         self.seed = seed
         config = encoder_a.model.config
         self.kernels, self.strides = list(config.conv_kernel), list(config.conv_stride)
@@ -119,47 +122,55 @@ class Calibrator:
                 self.probes.append((f"{name}#{k}", probe))
                 self.moments[name].append(CrossMoments(group.size, group.size))
         self._accumulator = {f"{name}#{k}": m for name in self.groups for k, m in enumerate(self.moments[name])}
-        self._selection: Dict[int, torch.Tensor] = {}
-        self._frames: Dict[int, int] = {}
+        self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._frames: Dict[Tuple[int, bool], int] = {}
         self._captured: Dict[str, torch.Tensor] = {}
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
 
     # -- frame selection ------------------------------------------------------------------------
-    def _keep_fraction(self, depth: int) -> float:
-        if self.cap is None:
+    def _keep_fraction(self, key: Tuple[int, bool]) -> float:
+        depth, conv = key
+        cap = self.cnn_cap if conv else self.cap
+        if cap is None:
             return 1.0
         rate = self.a.sample_rate / float(np.prod(self.strides[:depth]))
-        return min(1.0, self.cap / rate)
+        return min(1.0, cap / rate)
+
+    @staticmethod
+    def _key(probe: Probe) -> Tuple[int, bool]:
+        """Sites share a frame selection when they share a frame grid and a cap (CNN sites have their own)."""
+        return probe.conv_depth, probe.channel_dim == 1
 
     def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int) -> None:
-        """Per CNN depth, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
+        """Per frame grid, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
         self._selection.clear()
         self._frames.clear()
-        for depth in sorted({probe.conv_depth for _, probe in self.probes}):
-            fraction = self._keep_fraction(depth)
+        for key in sorted({self._key(probe) for _, probe in self.probes}):
+            depth = key[0]
+            fraction = self._keep_fraction(key)
             rows, frames = [], []
             for row, (ref, length) in enumerate(zip(refs, lengths)):
                 valid = conv_output_length(length, self.kernels[:depth], self.strides[:depth])
                 kept = np.arange(valid)
                 if fraction < 1.0:
-                    kept = kept[np.random.default_rng([self.seed, ref.index, depth]).random(valid) < fraction]
+                    kept = kept[np.random.default_rng([self.seed, ref.index, depth, int(key[1])]).random(valid) < fraction]
                 rows.append(np.full(len(kept), row))
                 frames.append(kept)
-            self._selection[depth] = (torch.from_numpy(np.concatenate(rows)).long(), torch.from_numpy(np.concatenate(frames)).long())
-            self._frames[depth] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
+            self._selection[key] = (torch.from_numpy(np.concatenate(rows)).long(), torch.from_numpy(np.concatenate(frames)).long())
+            self._frames[key] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
 
     # -- hooks ----------------------------------------------------------------------------------
     def _pick(self, tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
         """The selected frames of a site's activation as (N, C) float32, gathered without copying the whole tensor."""
         if isinstance(tensor, (tuple, list)):
             tensor = tensor[0]
-        expected = self._frames[probe.conv_depth]
+        expected = self._frames[self._key(probe)]
         time_dim = 2 if probe.channel_dim == 1 else 1
         if tensor.shape[time_dim] != expected:  # B runs at another native rate: align its frames onto A's grid
             frames = _as_frames(tensor, probe).transpose(1, 2)
             tensor = F.interpolate(frames, size=expected, mode="linear", align_corners=False).transpose(1, 2)
             time_dim = 1
-        rows, frames = self._selection[probe.conv_depth]
+        rows, frames = self._selection[self._key(probe)]
         picked = tensor[rows, :, frames] if time_dim == 2 else tensor[rows, frames]  # (N, C)
         return picked.float()
 
@@ -209,15 +220,29 @@ class Calibrator:
             waves_a.append(native_a)
             waves_b.append(native_b)
             result.seconds += len(wave) / rate
-        if not used:
-            return
         result.clips += len(used)
-        input_a, mask_a = model_input(waves_a, self.a.normalize)
-        input_b, mask_b = model_input(waves_b, self.b.normalize)
-        self._select(used, [len(w) for w in waves_a], input_a.shape[1])
-        self.a.model(input_a, attention_mask=mask_a)
-        self.b.model(input_b, attention_mask=mask_b)
-        self._captured.clear()
+        for chunk in self._chunks([len(w) for w in waves_a]):
+            input_a, mask_a = model_input([waves_a[i] for i in chunk], self.a.normalize)
+            input_b, mask_b = model_input([waves_b[i] for i in chunk], self.b.normalize)
+            self._select([used[i] for i in chunk], [len(waves_a[i]) for i in chunk], input_a.shape[1])
+            self.a.model(input_a, attention_mask=mask_a)
+            self.b.model(input_b, attention_mask=mask_b)
+            self._captured.clear()
+
+    def _chunks(self, lengths: Sequence[int]) -> List[List[int]]:
+        """Split a batch so no forward pads more than ``max_batch_seconds`` of audio (activation memory stays flat)."""
+        if self.max_batch_seconds is None:
+            return [list(range(len(lengths)))] if lengths else []
+        limit = self.max_batch_seconds * self.a.sample_rate
+        chunks: List[List[int]] = []
+        current: List[int] = []
+        for index, length in enumerate(lengths):
+            longest = max([lengths[i] for i in current] + [length])
+            if current and longest * (len(current) + 1) > limit:
+                chunks.append(current)
+                current = []
+            current.append(index)
+        return chunks + ([current] if current else [])
 
     def _reduce(self, result: CalibrationResult) -> None:
         import torch.distributed as dist

@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
 
@@ -51,9 +51,12 @@ def group_correlation(moments: Sequence[CrossMoments]) -> torch.Tensor:
     return total.div_(len(moments)) if len(moments) > 1 else total
 
 
-def _solve_family(spec: PermutationSpec, members: Sequence[str], correlations: Mapping[str, torch.Tensor]):
-    """Permutations of one tie family (one group, or the tied q/k and v/out of a layer), and the time it took."""
+def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[str, Sequence[CrossMoments]],
+                  keep: Optional[Set[str]]) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
+    """Match one tie family (one group, or the tied q/k and v/out of a layer); its accumulators are released."""
     start = time.perf_counter()
+    statistics = {m: moments.pop(m) for m in members}  # the float64 accumulators go as soon as they are used
+    correlations = {m: group_correlation(statistics[m]) for m in members}
     block = spec.groups[members[0]].block
     perms, moved = {}, {}
     if block > 1:
@@ -64,35 +67,41 @@ def _solve_family(spec: PermutationSpec, members: Sequence[str], correlations: M
     else:
         for member in members:
             perms[member] = solve(correlations[member])
-    return perms, moved, time.perf_counter() - start
-
-
-def match(spec: PermutationSpec, moments: Mapping[str, Sequence[CrossMoments]]) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
-    """Permutations (B onto A) for every group in ``moments``, a report row per group, and the correlations."""
-    names = list(moments)
-    correlations = {name: group_correlation(moments[name]) for name in names}
-    perms: Dict[str, torch.Tensor] = {}
-    seconds: Dict[str, float] = {}
-    blocks_moved: Dict[str, int] = {}
-    families = list(spec.ties(names).items())
-    # scipy's assignment releases the GIL for most of its work: independent families run side by side
-    workers = max(1, min(len(families), torch.get_num_threads(), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        solved = list(pool.map(lambda family: _solve_family(spec, family[1], correlations), families))
-    for (_, members), (family_perms, moved, elapsed) in zip(families, solved):
-        perms.update(family_perms)
-        blocks_moved.update(moved)
-        for member in members:
-            seconds[member] = elapsed / len(members)
+    elapsed = (time.perf_counter() - start) / len(members)
     rows = []
-    for name in names:
+    for name in members:
         group, perm, corr = spec.groups[name], perms[name], correlations[name]
-        dead_a, dead_b = moments[name][0].dead()
+        dead_a, dead_b = statistics[name][0].dead()
         rows.append(GroupMatch(
             name=name, component=group.component, size=group.size, block=group.block, symmetry=group.symmetry,
             moved_share=float((perm != torch.arange(perm.numel())).float().mean()),
             corr_before=float(torch.diagonal(corr).mean()), corr_after=matched_mean(corr, perm),
-            dead_a=int(dead_a.sum()), dead_b=int(dead_b.sum()), frames=int(moments[name][0].count),
-            lap_seconds=seconds[name], blocks_moved=blocks_moved.get(name, 0),
+            dead_a=int(dead_a.sum()), dead_b=int(dead_b.sum()), frames=int(statistics[name][0].count),
+            lap_seconds=elapsed, blocks_moved=moved.get(name, 0),
         ))
-    return perms, rows, correlations
+    kept = {name: corr for name, corr in correlations.items() if keep is None or name in keep}
+    return perms, rows, kept
+
+
+def match(spec: PermutationSpec, moments: Dict[str, Sequence[CrossMoments]], keep: Optional[Iterable[str]] = None
+          ) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
+    """Permutations (B onto A) for every group in ``moments``, a report row per group, and correlation matrices.
+
+    ``moments`` is emptied as families are solved (peak memory stays near the accumulators' own size);
+    only the correlations of groups in ``keep`` are returned (all when ``keep`` is None).
+    """
+    names = list(moments)
+    keep_set = None if keep is None else set(keep)
+    families = [members for _, members in spec.ties(names).items()]
+    # scipy's assignment releases the GIL for most of its work: independent families run side by side
+    workers = max(1, min(len(families), torch.get_num_threads(), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        solved = list(pool.map(lambda members: _solve_family(spec, members, moments, keep_set), families))
+    perms: Dict[str, torch.Tensor] = {}
+    rows: Dict[str, GroupMatch] = {}
+    correlations: Dict[str, torch.Tensor] = {}
+    for family_perms, family_rows, kept in solved:
+        perms.update(family_perms)
+        rows.update({row.name: row for row in family_rows})
+        correlations.update(kept)
+    return {n: perms[n] for n in names}, [rows[n] for n in names], {n: correlations[n] for n in names if n in correlations}

@@ -18,6 +18,7 @@ from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
 from upstream_merged.permutation.calibration import Calibrator, model_input
 from upstream_merged.permutation.matching import GroupMatch, match
 from upstream_merged.permutation.presets import PRESETS
+from upstream_merged.permutation.report import default_heatmap_groups
 from upstream_merged.permutation.spec import PermutationSpec, spec_for_model
 from upstream_merged.recipe import recipe_dict
 from upstream_merged.sources import resolve_source
@@ -71,8 +72,11 @@ def check_compatible(model_a, model_b, name_a: str = "a", name_b: str = "b") -> 
 
 
 def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
-          progress: bool = True, refs: Optional[Sequence[ClipRef]] = None) -> Alignment:
-    """Calibrate both models and match every group of ``components`` (B onto A). Rank-aware under torch.distributed."""
+          progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, keep: Optional[Sequence[str]] = None) -> Alignment:
+    """Calibrate both models and match every group of ``components`` (B onto A). Rank-aware under torch.distributed.
+
+    ``keep`` names the groups whose correlation matrices are returned (None: all of them).
+    """
     if not components:
         return Alignment(spec=None)
     attention = "independent" if "qkv_independent" in components else "heads"
@@ -80,12 +84,15 @@ def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequen
     names = spec.select(components)
     refs = list(refs) if refs is not None else list_clips(calibration, seed)
     start = time.perf_counter()
-    calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed)
+    calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed,
+                            cnn_frames_per_second=calibration.cnn_frames_per_second,
+                            max_batch_seconds=calibration.max_batch_seconds)
     result = calibrator.run(refs, calibration.clip_seconds, calibration.batch_size, progress=progress)
     calibrated = time.perf_counter()
-    perms, matches, correlations = match(spec, result.moments)
     summary = result.summary()
-    del calibrator, result  # the float64 accumulators are the largest allocation of a merge
+    moments = result.moments
+    del calibrator, result  # match() releases the float64 accumulators (the largest allocation) one by one
+    perms, matches, correlations = match(spec, moments, keep=keep)
     seconds = {"calibration": calibrated - start, "matching": time.perf_counter() - calibrated}
     return Alignment(spec, perms, matches, correlations, summary, seconds)
 
@@ -119,6 +126,14 @@ def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], 
     return {"relative_error": relative, "max_abs_error": absolute, "symmetry": symmetry, "clips": len(waves)}
 
 
+def components_groups(encoder: LoadedEncoder, components: Sequence[str]) -> List[str]:
+    """Names of the groups ``components`` align in this model."""
+    if not components:
+        return []
+    attention = "independent" if "qkv_independent" in components else "heads"
+    return spec_for_model(encoder.model, attention=attention).select(components)
+
+
 def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
     """Load sources a and b strictly and check that they can be merged."""
     dirs = [resolve_source(recipe.sources[role], what=f"recipe source {role}", flag=f"sources.{role}:") for role in ("a", "b")]
@@ -143,7 +158,10 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     torch.manual_seed(recipe.seed)
     encoder_a, encoder_b, dir_a, _ = load_sources(recipe)
     refs = list_clips(recipe.calibration, recipe.seed) if components else []
-    alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs)
+    heatmaps = recipe.report.heatmap_groups
+    keep = heatmaps if heatmaps is not None else default_heatmap_groups(components_groups(encoder_a, components))
+    alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
+                      keep=keep)
     state_b = encoder_b.model.state_dict()
     drift: dict = {}
     if alignment.perms:
