@@ -217,7 +217,7 @@ def main() -> None:
         for row in report["groups"].values():
             by_component.setdefault(row["component"], []).append(row["lap_seconds"])
         laps = ", ".join(f"{c} {np.mean(v):.3f} s (x{len(v)})" for c, v in by_component.items())
-        print(f"LAP time per group in the merge (scrambled pair, thread pool): {laps}")
+        print(f"matching time per group in the merge (correlation + LAP, scrambled pair, thread pool): {laps}")
         worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
         print(f"LAP time per group on random correlations (worst case): {worst}")
 

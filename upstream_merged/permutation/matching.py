@@ -35,7 +35,7 @@ class GroupMatch:
     dead_a: int
     dead_b: int
     frames: int
-    lap_seconds: float
+    lap_seconds: float  # correlation + assignment time of the group (its family's share)
     blocks_moved: int = 0  # heads / conv groups that changed position (block-structured groups)
 
     def as_dict(self) -> dict:
