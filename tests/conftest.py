@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +17,15 @@ def _offline_and_isolated_cache(monkeypatch, tmp_path_factory):
     """No test reaches the network; the plugin cache lives in a per-session temp dir."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("UPSTREAM_MERGED_CACHE", str(tmp_path_factory.getbasetemp() / "plugin_cache"))
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; two mostly wait for each other on a 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
@@ -36,4 +46,5 @@ def speech_commands_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def plugin_cache_env(tmp_path_factory) -> dict:
     """Environment for subprocesses (stock s3prl runs) sharing the session's plugin cache."""
-    return {"UPSTREAM_MERGED_CACHE": str(tmp_path_factory.getbasetemp() / "plugin_cache"), "HF_HUB_OFFLINE": "1"}
+    return {"UPSTREAM_MERGED_CACHE": str(tmp_path_factory.getbasetemp() / "plugin_cache"), "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1"}

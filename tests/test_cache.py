@@ -34,3 +34,14 @@ def test_complete_target_is_reused_unless_refreshed(tmp_path):
     assert len(calls) == 1
     build_atomically(target, build, refresh=True)
     assert len(calls) == 2 and (target / "x").read_text() == "2"
+
+
+def test_source_digests_are_remembered_and_follow_file_changes(tmp_path):
+    from upstream_merged.hub.common import _file_digest
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"first")
+    first = _file_digest(weights)
+    assert _file_digest(weights) == first
+    weights.write_bytes(b"second, longer")
+    assert _file_digest(weights) != first

@@ -87,10 +87,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.quiet:
-        import os
-
-        os.environ["TQDM_DISABLE"] = "1"
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -68,7 +68,6 @@ def test_entry_arguments_are_checked(tmp_path):
 
 
 def test_seeded_init_and_merge_writes_a_loadable_fused_dir(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("TQDM_DISABLE", "0")  # --quiet sets it for the process; restored afterwards
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(_recipe(interface="chconv", seed=7)))
     assert main(["merge", str(recipe), str(tmp_path / "plan"), "--dry-run"]) == 0

@@ -1,7 +1,6 @@
 """Helpers shared by the permutation-merge tests: tiny model pairs on disk and small recipes."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -57,20 +56,3 @@ def recipe_yaml(dir_a, dir_b, calibration: Optional[dict] = None, **fields) -> s
     return yaml.safe_dump(data, sort_keys=False)
 
 
-@pytest.fixture(autouse=True)
-def runtime_guard():
-    """One torch thread, and os.environ restored after each test.
-
-    Tiny models run fastest on one thread (on a shared 2-core box two threads mostly wait for each other).
-    ``python -m upstream_merged --quiet`` sets TQDM_DISABLE=1 in os.environ; leaked into a later stock s3prl
-    subprocess it makes the runner loop forever (it counts training steps with tqdm), so it is restored.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    saved = os.environ.get("TQDM_DISABLE")
-    yield
-    torch.set_num_threads(previous)
-    if saved is None:
-        os.environ.pop("TQDM_DISABLE", None)
-    else:
-        os.environ["TQDM_DISABLE"] = saved

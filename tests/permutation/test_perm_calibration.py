@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from perm_helpers import SMALL_CALIBRATION, runtime_guard, scrambled_copy, write_pair  # noqa: F401
+from perm_helpers import SMALL_CALIBRATION, scrambled_copy, write_pair
 from safetensors import safe_open
 
 from upstream_merged.models.hubert import LoadedEncoder

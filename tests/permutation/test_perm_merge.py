@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from perm_helpers import SMALL_CALIBRATION, make_recipe, recipe_yaml, runtime_guard, scrambled_copy, write_pair  # noqa: F401
+from perm_helpers import SMALL_CALIBRATION, make_recipe, recipe_yaml, scrambled_copy, write_pair
 from safetensors.torch import load_file
 from transformers import HubertModel
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from perm_helpers import runtime_guard  # noqa: F401  (autouse)
 
 from upstream_merged.permutation.apply import (
     apply_permutations,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -38,10 +39,20 @@ def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_reci
 
 
 def _file_digest(path: Path) -> str:
+    """sha256 of a file, remembered on disk per (path, size, mtime) so a cached entry loads without re-hashing."""
+    stat = path.stat()
+    memo_key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_root() / "digests" / memo_key
+    if memo.is_file():
+        return memo.read_text().strip()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
             digest.update(chunk)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo_key}.{os.getpid()}")
+    tmp.write_text(digest.hexdigest())
+    os.replace(tmp, memo)
     return digest.hexdigest()
 
 

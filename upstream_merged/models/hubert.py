@@ -13,6 +13,7 @@ from typing import Dict
 
 import torch
 from transformers import HubertConfig, HubertModel
+from transformers.modeling_utils import no_init_weights
 
 from upstream_merged.models.checkpoint import CheckpointError, load_strict, read_config, read_weights
 
@@ -105,7 +106,9 @@ def load_hubert_family(directory: str | Path) -> LoadedEncoder:
     """Load a HuBERT or MERT checkpoint directory strictly, in eval mode."""
     directory = Path(directory)
     config = read_config(directory)
-    encoder = build_hubert(config, str(directory))
+    hf_config, sample_rate, kind = hubert_config_from_dict(config, str(directory))
+    with no_init_weights():  # every tensor is overwritten below, strictly, so skip the random init
+        encoder = LoadedEncoder(HubertModel(hf_config), sample_rate, kind)
     state = read_weights(directory)
     state = _normalise_keys(state, set(encoder.model.state_dict()))
     load_strict(encoder.model, state, str(directory))
