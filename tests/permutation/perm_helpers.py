@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-import pytest
 import torch
 
 from upstream_merged.permutation.apply import apply_permutations, random_permutations

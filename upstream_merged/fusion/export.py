@@ -23,9 +23,8 @@ from upstream_merged.fusion.fused_dir import (
     write_fused_dir,
 )
 from upstream_merged.fusion.recipe import FusionRecipe
-from upstream_merged.hub.common import choose_recipe, is_recipe_file
+from upstream_merged.hub.common import choose_recipe
 from upstream_merged.hub.fusion import DEFAULT_RECIPES
-from upstream_merged.recipe import RecipeError, load_recipe
 from upstream_merged.registry import allow_runner_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -41,15 +40,7 @@ def run_recipe(checkpoint: Path) -> tuple[FusionRecipe, Optional[Dict[str, Path]
     ckpt, config = getattr(args, "upstream_ckpt", None), getattr(args, "upstream_model_config", None)
     if ckpt and is_fused_dir(ckpt):
         return read_fused_dir(ckpt)
-    if DEFAULT_RECIPES[entry] is not None:
-        recipe = choose_recipe(ckpt, config, DEFAULT_RECIPES[entry])
-    elif config or is_recipe_file(ckpt):
-        recipe = load_recipe(config or ckpt)
-    else:
-        raise ValueError(f"{checkpoint}: the run of {entry} names no recipe (-g) or fused dir (-k)")
-    if not isinstance(recipe, FusionRecipe):
-        raise RecipeError(f"{checkpoint}: the run's recipe is not a fusion recipe")
-    return recipe, None
+    return choose_recipe(ckpt, config, DEFAULT_RECIPES[entry], method="fusion", entry=f"{checkpoint} (run of {entry})"), None
 
 
 def export(checkpoint: Path, out: Path, force: bool = False) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from upstream_merged.cache import build_atomically, content_key
-from upstream_merged.recipe import RecipeBase, load_recipe, methods, recipe_dict
+from upstream_merged.recipe import RecipeBase, RecipeError, load_recipe, methods, recipe_dict
 from upstream_merged.sources import cache_root, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -29,13 +29,24 @@ def is_recipe_file(path: Optional[str]) -> bool:
     return bool(path) and str(path).endswith((".yaml", ".yml"))
 
 
-def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: str) -> RecipeBase:
-    """The recipe for an entry: -g (model_config) or a YAML passed as -k, else the packaged default."""
+def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: Optional[str],
+                  method: str, entry: str = "this entry") -> RecipeBase:
+    """The recipe for an entry: -g (model_config) or a YAML passed as -k, else the packaged default.
+
+    The recipe must be of ``method``; an entry without a packaged default needs one of -g / -k YAML.
+    """
     if model_config:
-        return load_recipe(model_config)
-    if is_recipe_file(ckpt):
-        return load_recipe(ckpt)
-    return load_recipe(packaged_recipe(default_recipe))
+        source = str(model_config)
+    elif is_recipe_file(ckpt):
+        source = str(ckpt)
+    elif default_recipe is not None:
+        source = str(packaged_recipe(default_recipe))
+    else:
+        raise RecipeError(f"{entry} needs a {method} recipe: pass -g RECIPE.yaml")
+    recipe = load_recipe(source)
+    if recipe.method != method:
+        raise RecipeError(f"{entry} needs a `method: {method}` recipe, but {source} has method {recipe.method!r}")
+    return recipe
 
 
 def _file_digest(path: Path) -> str:

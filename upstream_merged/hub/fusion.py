@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Dict, Optional
 
-from upstream_merged.fusion.recipe import FusionRecipe
 from upstream_merged.fusion.spec import NEEDS_FINETUNE_FLAG
 from upstream_merged.hub.common import choose_recipe, is_recipe_file
-from upstream_merged.recipe import RecipeError, load_recipe
 from upstream_merged.registry import hub_entry
 
 if TYPE_CHECKING:  # model code (transformers' Whisper/WavLM) is imported on first use, not with s3prl.hub
@@ -31,12 +29,6 @@ PUBLISHED = {
 }
 # Every fusion entry -> its packaged default recipe (None: fusion_custom has none); filled below.
 DEFAULT_RECIPES: Dict[str, Optional[str]] = {"fusion_custom": None}
-
-
-def _as_fusion(recipe, source: str) -> FusionRecipe:
-    if not isinstance(recipe, FusionRecipe):
-        raise RecipeError(f"{source}: method {recipe.method!r} is not a fusion recipe (method: fusion)")
-    return recipe
 
 
 def _check_interface(entry: str, wanted: Optional[str], found: str) -> None:
@@ -63,13 +55,7 @@ def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_re
         upstream = load_fused_dir(ckpt)
         _check_interface(entry, interface, upstream.spec.interface)
         return upstream
-    if default_recipe is not None:
-        recipe = choose_recipe(ckpt, model_config, default_recipe)
-    elif model_config or ckpt:
-        recipe = load_recipe(model_config or ckpt)
-    else:
-        raise ValueError(f"{entry} needs a fusion recipe: pass -g RECIPE.yaml (or -k FUSED_DIR)")
-    recipe = _as_fusion(recipe, model_config or ckpt or default_recipe)
+    recipe = choose_recipe(ckpt, model_config, default_recipe, method="fusion", entry=entry)
     _check_interface(entry, interface, recipe.interface)
     return fusion_upstream_from_recipe(recipe)
 

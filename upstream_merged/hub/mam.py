@@ -35,9 +35,7 @@ for _table in (MAM_ENTRIES, LMAM_ENTRIES):
 
 def entry_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: str) -> MAMRecipe:
     """The recipe an entry runs: -g / YAML -k, else the packaged one; a checkpoint -k replaces the target."""
-    recipe = choose_recipe(ckpt if is_recipe_file(ckpt) else None, model_config, default_recipe)
-    if not isinstance(recipe, MAMRecipe):
-        raise ValueError(f"MAM entries need a `method: mam` recipe, got method {recipe.method!r}")
+    recipe = choose_recipe(ckpt, model_config, default_recipe, method="mam")
     if ckpt and not is_recipe_file(ckpt):
         recipe = recipe.model_copy(update={"sources": {**recipe.sources, "target": str(ckpt)}})
     return recipe

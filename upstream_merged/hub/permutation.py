@@ -45,11 +45,7 @@ def merged_dir_upstream(directory: str | Path) -> nn.Module:
 
 def entry_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: str, preset: str):
     """The recipe an entry builds: -g / YAML -k else the packaged one; the entry's preset fills an unset one."""
-    from upstream_merged.permutation.recipe import PermutationRecipe
-
-    recipe = choose_recipe(ckpt if is_recipe_file(ckpt) else None, model_config, default_recipe)
-    if not isinstance(recipe, PermutationRecipe):
-        raise ValueError(f"permutation-merge entries need a `method: permutation` recipe, got method {recipe.method!r}")
+    recipe = choose_recipe(ckpt, model_config, default_recipe, method="permutation")
     if recipe.preset is None:
         recipe = recipe.model_copy(update={"preset": preset})
     elif recipe.preset != preset:
