@@ -6,6 +6,7 @@ from upstream_merged.hub.beats import beats, beats_tiny
 from upstream_merged.models.beats import beats_fbank, fbank_frames, load_beats
 from upstream_merged.registry import entries
 from upstream_merged.sources import SourceError
+from upstream_merged.testing.contract import assert_deterministic_and_same_layers
 from upstream_merged.testing.s3prl_run import CONFIG_DIR, run_downstream, speech_commands_overrides
 from upstream_merged.testing.tiny_beats import build_tiny_beats, write_beats_checkpoint
 from upstream_merged.upstream.beats import BEATsUpstream
@@ -55,13 +56,7 @@ def test_hidden_states_average_the_eight_frequency_tokens(upstream):
 
 
 def test_deterministic_in_eval_and_same_layers_in_train(upstream):
-    upstream.eval()
-    wavs = _wavs(0.5)
-    with torch.no_grad():
-        first, second = upstream(wavs)["hidden_states"], upstream(wavs)["hidden_states"]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
-    upstream.train()
-    assert len(upstream(wavs)["hidden_states"]) == len(first)
+    assert_deterministic_and_same_layers(upstream, _wavs(0.5))
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])

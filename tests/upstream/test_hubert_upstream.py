@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from upstream_merged.models.hubert import load_hubert_family
+from upstream_merged.testing.contract import assert_deterministic_and_same_layers
 from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
 from upstream_merged.upstream.base import UpstreamInputError
 from upstream_merged.upstream.hubert import HubertFamilyUpstream, conv_output_length
@@ -36,13 +37,7 @@ def test_all_hidden_states_with_integer_rate(upstream):
 
 
 def test_deterministic_in_eval_and_same_layers_in_train(upstream):
-    upstream.eval()
-    wavs = _wavs(0.5)
-    with torch.no_grad():
-        first, second = upstream(wavs)["hidden_states"], upstream(wavs)["hidden_states"]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
-    upstream.train()
-    assert len(upstream(wavs)["hidden_states"]) == len(first)
+    assert_deterministic_and_same_layers(upstream, _wavs(0.5))
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])
