@@ -67,3 +67,35 @@ def load_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: 
                 f"{source}: shape mismatch for {key}: checkpoint {tuple(tensor.shape)} vs model {tuple(expected[key].shape)}"
             )
     model.load_state_dict(state, strict=True)
+
+
+# Old torch weight_norm names <-> torch.nn.utils.parametrizations names (published checkpoints use either).
+WEIGHT_NORM_NAMES = {
+    "weight_g": "parametrizations.weight.original0",
+    "weight_v": "parametrizations.weight.original1",
+}
+
+
+def rename_checkpoint_keys(
+    state: Dict[str, torch.Tensor], model_keys: Iterable[str], prefixes: Iterable[str] = ()
+) -> Dict[str, torch.Tensor]:
+    """Map checkpoint keys onto ``model_keys``: strip wrapper prefixes, translate weight-norm names."""
+    model_keys = set(model_keys)
+    out = {}
+    for key, tensor in state.items():
+        for prefix in prefixes:
+            if key.startswith(prefix) and _translate(key[len(prefix):], model_keys) in model_keys:
+                key = key[len(prefix):]
+                break
+        out[_translate(key, model_keys)] = tensor
+    return out
+
+
+def _translate(key: str, model_keys: set) -> str:
+    if key in model_keys:
+        return key
+    for old, new in WEIGHT_NORM_NAMES.items():
+        for have, want in ((old, new), (new, old)):
+            if key.endswith("." + have) and key[: -len(have)] + want in model_keys:
+                return key[: -len(have)] + want
+    return key

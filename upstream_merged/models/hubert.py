@@ -9,13 +9,17 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
 
-import torch
 from transformers import HubertConfig, HubertModel
 from transformers.modeling_utils import no_init_weights
 
-from upstream_merged.models.checkpoint import CheckpointError, load_strict, read_config, read_weights
+from upstream_merged.models.checkpoint import (
+    CheckpointError,
+    load_strict,
+    read_config,
+    read_weights,
+    rename_checkpoint_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +27,6 @@ logger = logging.getLogger(__name__)
 _MERT_NEUTRAL = {"feature_extractor_cqt": False, "deepnorm": False, "conv_pos_batch_norm": False}
 _MERT_METADATA = ("feature_extractor_cqt_bins", "attention_relax", "sample_rate", "auto_map", "architectures")
 _PREFIXES = ("hubert.", "mert_model.", "model.")
-_WEIGHT_NORM = {  # old torch weight_norm names <-> torch.nn.utils.parametrizations names
-    "weight_g": "parametrizations.weight.original0",
-    "weight_v": "parametrizations.weight.original1",
-}
 
 
 @dataclass
@@ -67,35 +67,6 @@ def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[Huber
     return HubertConfig(**config), sample_rate, kind
 
 
-def _normalise_keys(state: Dict[str, torch.Tensor], model_keys: set[str]) -> Dict[str, torch.Tensor]:
-    """Strip wrapper prefixes and translate weight-norm names to the model's form."""
-    out = {}
-    for key, tensor in state.items():
-        for prefix in _PREFIXES:
-            if key.startswith(prefix) and key[len(prefix):] in model_keys | _weight_norm_aliases(model_keys):
-                key = key[len(prefix):]
-                break
-        if key not in model_keys:
-            for old, new in _WEIGHT_NORM.items():
-                if key.endswith("." + old) and key[: -len(old)] + new in model_keys:
-                    key = key[: -len(old)] + new
-                elif key.endswith("." + new) and key[: -len(new)] + old in model_keys:
-                    key = key[: -len(new)] + old
-        out[key] = tensor
-    return out
-
-
-def _weight_norm_aliases(model_keys: set[str]) -> set[str]:
-    aliases = set()
-    for key in model_keys:
-        for old, new in _WEIGHT_NORM.items():
-            if key.endswith(new):
-                aliases.add(key[: -len(new)] + old)
-            elif key.endswith(old):
-                aliases.add(key[: -len(old)] + new)
-    return aliases
-
-
 def build_hubert(config: dict, source: str = "config") -> LoadedEncoder:
     """A randomly initialised HuBERT-family model for ``config`` (no weights loaded)."""
     hf_config, sample_rate, kind = hubert_config_from_dict(config, source)
@@ -110,7 +81,7 @@ def load_hubert_family(directory: str | Path) -> LoadedEncoder:
     with no_init_weights():  # every tensor is overwritten below, strictly, so skip the random init
         encoder = LoadedEncoder(HubertModel(hf_config), sample_rate, kind)
     state = read_weights(directory)
-    state = _normalise_keys(state, set(encoder.model.state_dict()))
+    state = rename_checkpoint_keys(state, encoder.model.state_dict(), _PREFIXES)
     load_strict(encoder.model, state, str(directory))
     encoder.model.eval()
     encoder.normalize = read_preprocessor_normalize(directory)

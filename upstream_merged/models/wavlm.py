@@ -3,22 +3,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, Iterable
 
-import torch
 from transformers import WavLMConfig, WavLMModel
 
-from upstream_merged.models.checkpoint import CheckpointError, load_strict, read_config, read_weights
+from upstream_merged.models.checkpoint import (
+    CheckpointError,
+    load_strict,
+    read_config,
+    read_weights,
+    rename_checkpoint_keys,
+)
 from upstream_merged.models.hubert import read_preprocessor_normalize
 
 logger = logging.getLogger(__name__)
 
 _PREFIXES = ("wavlm.", "model.")
-# Old torch weight_norm names <-> torch.nn.utils.parametrizations names (the published base+ uses the old ones).
-WEIGHT_NORM_NAMES = {
-    "weight_g": "parametrizations.weight.original0",
-    "weight_v": "parametrizations.weight.original1",
-}
 # Heads of task checkpoints (WavLMForCTC, ...): not part of the encoder, dropped with a log line.
 _HEAD_PREFIXES = ("lm_head.", "projector.", "classifier.", "layer_weights", "quantizer.", "project_q.", "project_hid.")
 
@@ -31,31 +30,6 @@ def wavlm_config_from_dict(config: dict, source: str = "config") -> WavLMConfig:
     return WavLMConfig(**config)
 
 
-def rename_checkpoint_keys(
-    state: Dict[str, torch.Tensor], model_keys: Iterable[str], prefixes: Iterable[str] = _PREFIXES
-) -> Dict[str, torch.Tensor]:
-    """Map checkpoint keys onto ``model_keys``: strip wrapper prefixes, translate weight-norm names."""
-    model_keys = set(model_keys)
-    out = {}
-    for key, tensor in state.items():
-        for prefix in prefixes:
-            if key.startswith(prefix) and _translate(key[len(prefix):], model_keys) in model_keys:
-                key = key[len(prefix):]
-                break
-        out[_translate(key, model_keys)] = tensor
-    return out
-
-
-def _translate(key: str, model_keys: set) -> str:
-    if key in model_keys:
-        return key
-    for old, new in WEIGHT_NORM_NAMES.items():
-        for have, want in ((old, new), (new, old)):
-            if key.endswith("." + have) and key[: -len(have)] + want in model_keys:
-                return key[: -len(have)] + want
-    return key
-
-
 def build_wavlm(config: dict, source: str = "config") -> WavLMModel:
     """A randomly initialised WavLMModel for ``config`` (no weights loaded)."""
     return WavLMModel(wavlm_config_from_dict(config, source))
@@ -65,7 +39,7 @@ def load_wavlm(directory: str | Path) -> tuple[WavLMModel, bool]:
     """Load a WavLM checkpoint directory strictly, in eval mode; also return its ``do_normalize``."""
     directory = Path(directory)
     model = build_wavlm(read_config(directory), str(directory))
-    state = rename_checkpoint_keys(read_weights(directory), model.state_dict())
+    state = rename_checkpoint_keys(read_weights(directory), model.state_dict(), _PREFIXES)
     heads = [k for k in state if k.startswith(_HEAD_PREFIXES)]
     if heads:
         logger.info("%s: ignoring %d task-head tensors (%s...)", directory, len(heads), heads[0])
