@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from upstream_merged.models.hubert import load_hubert_family  # noqa: E402
 from upstream_merged.permutation.apply import apply_permutations, invert_all, random_permutations  # noqa: E402
 from upstream_merged.permutation.audio import list_clips, load_clip  # noqa: E402
-from upstream_merged.permutation.calibration import model_input  # noqa: E402
+from upstream_merged.upstream.hubert import hubert_model_input  # noqa: E402
 from upstream_merged.permutation.merge import align, build  # noqa: E402
 from upstream_merged.permutation.recipe import Calibration  # noqa: E402
 from upstream_merged.permutation.spec import spec_for_model  # noqa: E402
@@ -84,7 +84,7 @@ def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int) -> tuple[float, f
             waves = [torch.from_numpy(load_clip(ref, 10.0)[0]) for ref in refs[start:start + args.batch]]
             audio += time.perf_counter() - began
             for encoder in encoders:
-                inputs, mask = model_input(waves, encoder.normalize)
+                inputs, mask = hubert_model_input(waves, encoder.normalize)
                 began, began_cpu = time.perf_counter(), time.process_time()
                 encoder.model(inputs, attention_mask=mask)
                 wall += time.perf_counter() - began

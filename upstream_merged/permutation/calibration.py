@@ -15,14 +15,13 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio
 from tqdm.auto import tqdm
 
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
 from upstream_merged.permutation.spec import PermutationSpec, Probe
-from upstream_merged.upstream.base import pad_batch
-from upstream_merged.upstream.hubert import conv_output_length, receptive_field
+from upstream_merged.upstream.base import to_native_rate
+from upstream_merged.upstream.hubert import conv_output_length, hubert_model_input, receptive_field
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +52,6 @@ def _rank_and_world() -> Tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def model_input(waves: Sequence[torch.Tensor], normalize: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pad native-rate waves into (B, T) with an attention mask, normalising each clip as its model expects."""
-    if normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
-        waves = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in waves]
-    batch, lengths = pad_batch(waves)
-    mask = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
-    return batch, mask
 
 
 def _as_frames(tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
@@ -181,12 +171,6 @@ class Calibrator:
         self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
 
     # -- the pass -------------------------------------------------------------------------------
-    def _native(self, wave: np.ndarray, rate: int, encoder) -> torch.Tensor:
-        tensor = torch.from_numpy(wave)
-        if rate != encoder.sample_rate:
-            tensor = torchaudio.functional.resample(tensor, rate, encoder.sample_rate)
-        return tensor
-
     def run(self, refs: Sequence[ClipRef], clip_seconds: float, batch_size: int, progress: bool = True) -> CalibrationResult:
         """Calibrate on this rank's share of ``refs`` (all of them without torch.distributed) and all-reduce."""
         rank, world = _rank_and_world()
@@ -211,7 +195,8 @@ class Calibrator:
                 result.silent += 1
                 result.skipped.append(f"{name}: silent")
                 continue
-            native_a, native_b = self._native(wave, rate, self.a), self._native(wave, rate, self.b)
+            tensor = torch.from_numpy(wave)
+            native_a, native_b = to_native_rate(tensor, rate, self.a.sample_rate), to_native_rate(tensor, rate, self.b.sample_rate)
             if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
                 result.too_short += 1
                 result.skipped.append(f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
@@ -222,8 +207,8 @@ class Calibrator:
             result.seconds += len(wave) / rate
         result.clips += len(used)
         for chunk in self._chunks([len(w) for w in waves_a]):
-            input_a, mask_a = model_input([waves_a[i] for i in chunk], self.a.normalize)
-            input_b, mask_b = model_input([waves_b[i] for i in chunk], self.b.normalize)
+            input_a, mask_a = hubert_model_input([waves_a[i] for i in chunk], self.a.normalize)
+            input_b, mask_b = hubert_model_input([waves_b[i] for i in chunk], self.b.normalize)
             self._select([used[i] for i in chunk], [len(waves_a[i]) for i in chunk], input_a.shape[1])
             self.a.model(input_a, attention_mask=mask_a)
             self.b.model(input_b, attention_mask=mask_b)

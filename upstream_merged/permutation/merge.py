@@ -15,13 +15,15 @@ from upstream_merged.core.interpolate import interpolate_state_dicts
 from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
 from upstream_merged.permutation.apply import apply_permutations
 from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
-from upstream_merged.permutation.calibration import Calibrator, model_input
+from upstream_merged.permutation.calibration import Calibrator
 from upstream_merged.permutation.matching import GroupMatch, match
 from upstream_merged.permutation.presets import PRESETS
 from upstream_merged.permutation.report import default_heatmap_groups
 from upstream_merged.permutation.spec import PermutationSpec, spec_for_model
 from upstream_merged.recipe import recipe_dict
 from upstream_merged.sources import resolve_source
+from upstream_merged.upstream.base import to_native_rate
+from upstream_merged.upstream.hubert import hubert_model_input
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +106,10 @@ def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], 
     for ref in refs:
         wave, rate = load_clip(ref, clip_seconds)
         if wave.size and abs(wave).max() > 0:
-            tensor = torch.from_numpy(wave)
-            if rate != encoder_b.sample_rate:
-                import torchaudio
-
-                tensor = torchaudio.functional.resample(tensor, rate, encoder_b.sample_rate)
-            waves.append(tensor)
+            waves.append(to_native_rate(torch.from_numpy(wave), rate, encoder_b.sample_rate))
     if not waves:
         return {}
-    inputs, mask = model_input(waves, encoder_b.normalize)
+    inputs, mask = hubert_model_input(waves, encoder_b.normalize)
     with torch.inference_mode():
         before = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
         encoder_b.model.load_state_dict(permuted)

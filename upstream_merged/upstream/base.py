@@ -37,11 +37,9 @@ def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.
     return batch, lengths
 
 
-def resample_wavs(wavs: Sequence[torch.Tensor], source_rate: int, target_rate: int) -> List[torch.Tensor]:
-    """Resample each wav with torchaudio (identity when the rates match)."""
-    if source_rate == target_rate:
-        return list(wavs)
-    return [torchaudio.functional.resample(w, source_rate, target_rate) for w in wavs]
+def to_native_rate(wave: torch.Tensor, rate: int, native_rate: int) -> torch.Tensor:
+    """Resample one wave from ``rate`` to a model's ``native_rate`` with torchaudio (identity when equal)."""
+    return wave if rate == native_rate else torchaudio.functional.resample(wave, rate, native_rate)
 
 
 def interpolate_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:

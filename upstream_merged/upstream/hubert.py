@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -12,7 +12,7 @@ from upstream_merged.upstream.base import (
     S3PRL_SAMPLE_RATE,
     interpolate_frames,
     pad_batch,
-    resample_wavs,
+    to_native_rate,
     validate_wavs,
 )
 
@@ -31,6 +31,16 @@ def receptive_field(kernels: List[int], strides: List[int]) -> int:
         field += (kernel - 1) * jump
         jump *= stride
     return field
+
+
+def hubert_model_input(waves: List[torch.Tensor], normalize: bool, min_length: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pad native-rate waves into (B, T) with the padding mask, normalising each clip as its checkpoint expects."""
+    if normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
+        waves = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in waves]
+    batch, lengths = pad_batch(waves, min_length=min_length)
+    # The padding mask (as s3prl's fairseq and HF HuBERT experts pass it) keeps padded frames out of attention.
+    positions = torch.arange(batch.shape[1], device=batch.device)
+    return batch, (positions[None, :] < lengths[:, None]).long()
 
 
 class HubertFamilyUpstream(nn.Module):
@@ -59,13 +69,8 @@ class HubertFamilyUpstream(nn.Module):
 
     def forward(self, wavs: List[torch.Tensor]) -> Dict[str, object]:
         wavs = validate_wavs(wavs)
-        native = resample_wavs(wavs, S3PRL_SAMPLE_RATE, self.sample_rate)
-        if self.normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
-            native = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in native]
-        batch, lengths = pad_batch(native, min_length=self._min_samples)
-        # The padding mask (as s3prl's fairseq and HF HuBERT experts pass it) keeps padded frames out of attention.
-        positions = torch.arange(batch.shape[1], device=batch.device)
-        mask = (positions[None, :] < lengths[:, None]).long()
+        native = [to_native_rate(w, S3PRL_SAMPLE_RATE, self.sample_rate) for w in wavs]
+        batch, mask = hubert_model_input(native, self.normalize, min_length=self._min_samples)
         output = self.model(batch, attention_mask=mask, output_hidden_states=True)
         hidden_states = list(output.hidden_states)
         if self.sample_rate != S3PRL_SAMPLE_RATE:
