@@ -14,9 +14,6 @@ from pathlib import Path
 
 import torch
 
-BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-            conv_dim=[512] * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
-
 
 def _timed(fn) -> float:
     start = time.perf_counter()
@@ -34,10 +31,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import s3prl.hub as hub
-    from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir
+    from transformers import HubertConfig, HubertModel
+
+    from upstream_merged.testing.tiny import randomize_
+    from upstream_merged.testing.tiny_hubert import TINY_HUBERT, write_hubert_dir
 
     torch.set_grad_enabled(False)
-    model = build_tiny_hubert(seed=0) if args.tiny else build_tiny_hubert(seed=0, **BASE)
+    config = HubertConfig(**(TINY_HUBERT if args.tiny else {}), layerdrop=0.0, apply_spec_augment=False)  # {}: base
+    model = randomize_(HubertModel(config), 0).eval()
     generator = torch.Generator().manual_seed(0)
     lengths = [int(args.seconds * 16000 * (1 - 0.1 * i)) for i in range(args.batch)]  # padded batch
     wavs = [torch.randn(n, generator=generator) * 0.1 for n in lengths]

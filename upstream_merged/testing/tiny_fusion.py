@@ -14,17 +14,14 @@ from safetensors.torch import save_file
 from transformers import WavLMConfig, WavLMModel, WhisperConfig, WhisperModel
 
 from upstream_merged.testing.tiny import randomize_, tiny_writer
+from upstream_merged.testing.tiny_hubert import TINY_FEATURE_ENCODER
 
 TINY_WAVLM = dict(
     hidden_size=32,
     num_hidden_layers=3,
     num_attention_heads=4,
     intermediate_size=64,
-    conv_dim=[16] * 7,
-    conv_kernel=[10, 3, 3, 3, 3, 2, 2],
-    conv_stride=[5, 2, 2, 2, 2, 2, 2],
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
+    **TINY_FEATURE_ENCODER,
     num_buckets=32,
     max_bucket_distance=100,
     feat_extract_norm="group",

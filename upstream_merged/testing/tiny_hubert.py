@@ -11,16 +11,21 @@ from transformers import HubertConfig, HubertModel
 
 from upstream_merged.testing.tiny import randomize_, tiny_writer
 
-TINY_HUBERT = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
+# The wav2vec2-style CNN (downsample 320, like the real one) and positional conv at CPU-test width;
+# shared by every tiny wav2vec2-family model (HuBERT, MERT, WavLM).
+TINY_FEATURE_ENCODER = dict(
     conv_dim=[16] * 7,
     conv_kernel=[10, 3, 3, 3, 3, 2, 2],
     conv_stride=[5, 2, 2, 2, 2, 2, 2],
     num_conv_pos_embeddings=16,
     num_conv_pos_embedding_groups=4,
+)
+TINY_HUBERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    **TINY_FEATURE_ENCODER,
     feat_extract_norm="group",
     feat_proj_layer_norm=True,
     do_stable_layer_norm=False,
