@@ -45,11 +45,18 @@ def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "
 
 def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, local_files_only=True))
-    except Exception:  # not in the local HF cache; try the network below
+    except LocalEntryNotFoundError:  # simply not in the local HF cache: try the network below
         pass
+    except Exception as err:  # the cache exists but could not be read: say why, never fall through silently
+        raise SourceError(
+            f"{what} {repo_id!r}: the local Hugging Face cache could not be read ({type(err).__name__}: "
+            f"{_first_line(err)}). Fix the cache (permissions, HF_HOME / HF_HUB_CACHE, a broken snapshot) "
+            f"or pass a local copy with {flag} DIR."
+        ) from err
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
         reason = "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
     else:
@@ -57,7 +64,7 @@ def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
             logger.info("downloading %s from the Hugging Face hub", repo_id)
             return Path(snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10))
         except Exception as err:  # network errors come in many types; the message below says what to do
-            reason = f"download failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
+            reason = f"download failed ({type(err).__name__}: {_first_line(err)})"
     if flag.startswith("-"):
         how = f"pass it with `{flag} DIR` (or name DIR in the recipe's sources)"
     else:
@@ -66,3 +73,8 @@ def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
         f"{what} {repo_id!r} is not available: {reason}. Download it elsewhere "
         f"(e.g. `huggingface-cli download {repo_id} --local-dir DIR`), copy DIR here and {how}."
     )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).splitlines()
+    return lines[0][:160] if lines else "no message"

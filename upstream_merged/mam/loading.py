@@ -60,10 +60,17 @@ def detect_arch(path: Path) -> str:
                           f"(hubert, MERT, bert, vit; BEATs as an official .pt)")
 
 
-def load_attention_model(path: Path) -> AttentionModel:
-    """Load ``path`` strictly as the architecture :func:`detect_arch` finds, in eval mode."""
+def load_attention_model(path: Path, allow_pickle: bool = False) -> AttentionModel:
+    """Load ``path`` strictly as the architecture :func:`detect_arch` finds, in eval mode.
+
+    ``allow_pickle`` (a recipe's ``allow_pickle: true``) lets a BEATs .pt that needs full unpickling
+    load; it is an error for any other architecture, whose weights are always read weights-only.
+    """
     path = Path(path)
     arch = detect_arch(path)
+    if allow_pickle and arch != "beats":
+        raise CheckpointError(f"{path}: allow_pickle applies only to BEATs .pt checkpoints, and this is a {arch} "
+                              f"model (always read weights-only); remove allow_pickle from the recipe")
     if arch == "hubert":
         from upstream_merged.models.hubert import load_hubert_family
 
@@ -71,16 +78,16 @@ def load_attention_model(path: Path) -> AttentionModel:
         config = encoder.model.config.to_dict()
         return AttentionModel(arch, encoder.model, config, path, encoder.sample_rate, encoder.normalize)
     if arch == "beats":
-        return _load_beats(path)
+        return _load_beats(path, allow_pickle)
     from upstream_merged.mam.text_image import load_bert, load_vit
 
     loaded = (load_bert if arch == "bert" else load_vit)(path)
     return AttentionModel(arch, loaded.model, loaded.config, path, notes=loaded.notes)
 
 
-def _load_beats(path: Path) -> AttentionModel:
+def _load_beats(path: Path, allow_pickle: bool = False) -> AttentionModel:
     from upstream_merged.models.beats import find_beats_file, load_beats
 
     file = find_beats_file(path)
-    model = load_beats(file)
+    model = load_beats(file, allow_pickle=allow_pickle)
     return AttentionModel("beats", model, model.config.to_dict(), file)

@@ -25,7 +25,12 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from upstream_merged.models.checkpoint import CheckpointError, load_strict
+from upstream_merged.models.checkpoint import (
+    CheckpointError,
+    PickleRequiredError,
+    load_strict,
+    torch_load_weights_only,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -431,14 +436,44 @@ def find_beats_file(path: Path) -> Path:
     raise CheckpointError(f"BEATs checkpoint not found: {path}")
 
 
-def read_beats_checkpoint(path: Path) -> Tuple[dict, Dict[str, torch.Tensor]]:
-    """(cfg dict, model state dict) of an official BEATs .pt (``{"cfg": ..., "model": ...}``)."""
+CONVERT_COMMAND = "python -m upstream_merged.models.beats_convert {path} {out}"
+
+
+def pickle_help(path: Path) -> str:
+    """How to turn a BEATs .pt that needs full unpickling into a weights-only one (or opt in explicitly)."""
+    out = Path(path).with_name(Path(path).stem + "_weights_only.pt")
+    return (
+        f"If you trust the file, convert it once with `{CONVERT_COMMAND.format(path=path, out=out)}` (it unpickles "
+        f"the file and re-saves cfg as a plain dict), or in Python:\n"
+        f"    blob = torch.load('{path}', weights_only=False)\n"
+        f"    cfg = blob['cfg'] if isinstance(blob['cfg'], dict) else vars(blob['cfg'])\n"
+        f"    torch.save({{'cfg': dict(cfg), 'model': blob['model']}}, '{out}')\n"
+        f"and pass the new file; a MAM recipe can instead load it as it is with `allow_pickle: true`"
+    )
+
+
+def _plain_cfg(cfg, path: Path) -> dict:
+    """A cfg stored as a dict or as an object with attributes (e.g. the official BEATsConfig) as a dict."""
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    if hasattr(cfg, "__dict__"):
+        return dict(vars(cfg))
+    raise CheckpointError(f"{path}: 'cfg' must be a dict or an object with attributes, got {type(cfg).__name__}")
+
+
+def read_beats_checkpoint(path: Path, allow_pickle: bool = False) -> Tuple[dict, Dict[str, torch.Tensor]]:
+    """(cfg dict, model state dict) of an official BEATs .pt (``{"cfg": ..., "model": ...}``).
+
+    The file is read weights-only. One that needs full unpickling (Python objects besides tensors
+    and plain containers) is refused with the conversion recipe, unless ``allow_pickle`` is true.
+    """
     path = find_beats_file(path)
     try:
-        blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # pickles with non-tensor objects; the user passed this file explicitly
-        logger.warning("%s: weights-only load failed (%s); loading it as a full pickle", path, type(err).__name__)
-        blob = torch.load(str(path), map_location="cpu", weights_only=False)
+        blob = torch_load_weights_only(path, allow_pickle=allow_pickle)
+    except PickleRequiredError as err:
+        raise PickleRequiredError(f"{err}. {pickle_help(path)}") from None
+    if allow_pickle:
+        logger.warning("%s: loaded with full unpickling (allow_pickle: true)", path)
     if not isinstance(blob, dict) or "cfg" not in blob or "model" not in blob:
         keys = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
         raise CheckpointError(f"{path}: not an official BEATs checkpoint (expected a dict with 'cfg' and 'model', got {keys})")
@@ -448,7 +483,7 @@ def read_beats_checkpoint(path: Path) -> Tuple[dict, Dict[str, torch.Tensor]]:
     cfg, state = blob["cfg"], blob["model"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: 'model' must be a state dict, got {type(state).__name__}")
-    return dict(cfg) if isinstance(cfg, dict) else cfg, dict(state)
+    return _plain_cfg(cfg, path) if allow_pickle else (dict(cfg) if isinstance(cfg, dict) else cfg), dict(state)
 
 
 def _pos_conv_keys(state: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
@@ -511,10 +546,13 @@ def load_beats_state(model: BEATs, state: Dict[str, torch.Tensor], source: str) 
     return model
 
 
-def load_beats(path: Path) -> BEATs:
-    """A BEATs encoder in eval mode from an official .pt (or a directory holding exactly one)."""
+def load_beats(path: Path, allow_pickle: bool = False) -> BEATs:
+    """A BEATs encoder in eval mode from an official .pt (or a directory holding exactly one), read weights-only.
+
+    ``allow_pickle=True`` also accepts files that need full unpickling (only for files you trust).
+    """
     file = find_beats_file(Path(path))
-    cfg, state = read_beats_checkpoint(file)
+    cfg, state = read_beats_checkpoint(file, allow_pickle=allow_pickle)
     config = BEATsConfig.from_dict(cfg, source=str(file))
     model = BEATs(config)
     return load_beats_state(model, state, str(file)).eval()

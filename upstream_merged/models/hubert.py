@@ -20,12 +20,12 @@ from upstream_merged.models.checkpoint import (
     read_weights,
     rename_checkpoint_keys,
 )
+from upstream_merged.models.config_keys import HUBERT_ALLOWED, MERT_ALLOWED, checked_config
 
 logger = logging.getLogger(__name__)
 
-# MERTConfig keys HubertConfig does not know; each either must keep its neutral value or is metadata.
+# MERTConfig options that change the network: each must keep its neutral value (checked by value).
 _MERT_NEUTRAL = {"feature_extractor_cqt": False, "deepnorm": False, "conv_pos_batch_norm": False}
-_MERT_METADATA = ("feature_extractor_cqt_bins", "attention_relax", "sample_rate", "auto_map", "architectures")
 _PREFIXES = ("hubert.", "mert_model.", "model.")
 
 
@@ -60,9 +60,8 @@ def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[Huber
         sample_rate = config.get("sample_rate", 16000)
         if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or not 4000 <= sample_rate <= 192000:
             raise CheckpointError(f"{source}: sample_rate must be an integer rate in Hz (e.g. 16000 or 24000), got {sample_rate!r}")
-        for key in (*_MERT_NEUTRAL, *_MERT_METADATA):
-            config.pop(key, None)
         config["model_type"] = "hubert"
+    config = checked_config(config, HubertConfig, MERT_ALLOWED if kind == "mert" else HUBERT_ALLOWED, source)
     config.update(layerdrop=0.0, apply_spec_augment=False)
     return HubertConfig(**config), sample_rate, kind
 
@@ -84,15 +83,27 @@ def load_hubert_family(directory: str | Path) -> LoadedEncoder:
     state = rename_checkpoint_keys(state, encoder.model.state_dict(), _PREFIXES)
     load_strict(encoder.model, state, str(directory))
     encoder.model.eval()
-    encoder.normalize = read_preprocessor_normalize(directory)
+    encoder.normalize = read_preprocessor_normalize(directory, family_normalize(kind, hf_config))
     return encoder
 
 
-def read_preprocessor_normalize(directory: Path) -> bool:
-    """``do_normalize`` of the directory's preprocessor_config.json (False when absent, as fairseq HuBERT base)."""
+def family_normalize(kind: str, config) -> bool:
+    """Input normalisation the model family was pre-trained with, for directories without a preprocessor.
+
+    MERT (every release): on. HuBERT and WavLM: on for the layer-norm CNN of the large models
+    (fairseq ``normalize: true``), off for the group-norm base models.
+    """
+    return kind == "mert" or getattr(config, "feat_extract_norm", "group") == "layer"
+
+
+def read_preprocessor_normalize(directory: Path, family_default: bool) -> bool:
+    """``do_normalize`` of the directory's preprocessor_config.json; without one, the family default (logged)."""
     path = Path(directory) / "preprocessor_config.json"
     if not path.is_file():
-        return False
+        logger.warning("%s has no preprocessor_config.json: input normalisation %s (the model family's default; "
+                       "add a preprocessor_config.json with do_normalize to choose)", directory,
+                       "ON" if family_default else "OFF")
+        return family_default
     try:
         return bool(json.loads(path.read_text()).get("do_normalize", False))
     except json.JSONDecodeError as err:

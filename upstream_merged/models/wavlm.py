@@ -13,7 +13,8 @@ from upstream_merged.models.checkpoint import (
     read_weights,
     rename_checkpoint_keys,
 )
-from upstream_merged.models.hubert import read_preprocessor_normalize
+from upstream_merged.models.config_keys import WAVLM_ALLOWED, checked_config
+from upstream_merged.models.hubert import family_normalize, read_preprocessor_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def wavlm_config_from_dict(config: dict, source: str = "config") -> WavLMConfig:
     """A WavLMConfig without layerdrop or SpecAugment (frozen feature extraction) for a config.json dict."""
     if config.get("model_type") not in (None, "wavlm"):
         raise CheckpointError(f"{source}: model_type {config.get('model_type')!r} is not 'wavlm'")
-    config = dict(config, layerdrop=0.0, apply_spec_augment=False)
+    config = dict(checked_config(config, WavLMConfig, WAVLM_ALLOWED, source), layerdrop=0.0, apply_spec_augment=False)
     return WavLMConfig(**config)
 
 
@@ -45,4 +46,4 @@ def load_wavlm(directory: str | Path) -> tuple[WavLMModel, bool]:
         logger.info("%s: ignoring %d task-head tensors (%s...)", directory, len(heads), heads[0])
         state = {k: v for k, v in state.items() if k not in heads}
     load_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, str(directory))
-    return model.eval(), read_preprocessor_normalize(directory)
+    return model.eval(), read_preprocessor_normalize(directory, family_normalize("wavlm", model.config))

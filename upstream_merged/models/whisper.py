@@ -14,6 +14,7 @@ from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from upstream_merged.models.checkpoint import CheckpointError, load_strict, read_config, read_weights
+from upstream_merged.models.config_keys import WHISPER_ALLOWED, checked_config
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def whisper_config_from_dict(config: dict, source: str = "config") -> WhisperCon
     """A WhisperConfig without encoder layerdrop for a config.json dict."""
     if config.get("model_type") not in (None, "whisper"):
         raise CheckpointError(f"{source}: model_type {config.get('model_type')!r} is not 'whisper'")
-    return WhisperConfig(**dict(config, encoder_layerdrop=0.0))
+    return WhisperConfig(**dict(checked_config(config, WhisperConfig, WHISPER_ALLOWED, source), encoder_layerdrop=0.0))
 
 
 def build_whisper_encoder(config: dict, source: str = "config") -> WhisperEncoder:
