@@ -35,6 +35,9 @@ def fusion_upstream_from_recipe(recipe: FusionRecipe, source_dirs: Optional[Dict
         raise ValueError(f"no directory for fusion source(s) {sorted(missing)}")
     backbones = {role: load_backbone(dirs[role], recipe.options.whisper_context) for role in recipe.sources}
     upstream = FusionUpstream(backbones, recipe.spec(), seed=recipe.seed)
+    from upstream_merged.models.checkpoint import check_finite
+
+    check_finite({n: p for n, p in upstream.named_parameters() if p.requires_grad}, "fusion build", "interface")
     logger.info("fusion upstream: %s over %s, %d trainable parameters", recipe.interface, list(backbones),
                 sum(p.numel() for p in upstream.parameters() if p.requires_grad))
     return upstream

@@ -49,7 +49,7 @@ class LoadedPair:
 
 def load_pair(recipe: MAMRecipe) -> LoadedPair:
     """Load both models strictly, check their sizes and resolve the recipe's λ/layers into a plan."""
-    target = load_attention_model(resolve_role(recipe, "target"))
+    target = load_attention_model(resolve_role(recipe, "target"), allow_pickle=recipe.allow_pickle)
     if target.arch not in TARGET_ARCHS:
         raise ValueError(f"MAM target {target.path} is a {target.arch} model; targets must be one of {TARGET_ARCHS}")
     source = load_attention_model(resolve_role(recipe, "source"))
@@ -81,6 +81,9 @@ def build_merged_dir(recipe: MAMRecipe, out_dir: Path, recipe_text: Optional[str
     pair = load_pair(recipe)
     before = pair.target.model.state_dict()
     merged = merge_states(before, pair.source.model.state_dict(), pair.plan, pair.target.layout, pair.source.layout)
+    from upstream_merged.models.checkpoint import check_finite
+
+    check_finite(merged, f"MAM merge into {out_dir}", "merged")
     _write_target(pair.target, merged, out_dir)
     text = recipe_text if recipe_text is not None else yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True), sort_keys=False)
     (out_dir / RECIPE_COPY).write_text(text)

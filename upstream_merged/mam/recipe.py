@@ -9,6 +9,7 @@ Example::
     include_out_proj: false # also merge the attention output projection
     layer_map: {0: 0}       # only for unequal depths: target layer -> source layer
     learnable: false        # true = L-MAM (lambda_init instead of lambda)
+    allow_pickle: false     # true = a BEATs target .pt may be fully unpickled (only for files you trust)
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class MAMRecipe(RecipeBase):
     learnable: bool = False
     lambda_init: Optional[Union[float, List[float]]] = None
     trainable: Literal["all", "lambdas"] = "all"  # L-MAM under -f: everything, or only the λ logits
+    allow_pickle: bool = False  # BEATs target .pt that needs full unpickling: load it anyway (files you trust)
 
     @model_validator(mode="after")
     def _consistent(self) -> "MAMRecipe":

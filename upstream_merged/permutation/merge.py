@@ -169,6 +169,9 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     else:
         permuted = state_b
     merged = interpolate_state_dicts(encoder_a.model.state_dict(), permuted, alpha)
+    from upstream_merged.models.checkpoint import check_finite
+
+    check_finite(merged, f"permutation merge into {out_dir}", "merged")
     del permuted, state_b
     encoder_a.model.load_state_dict(merged)
     del merged
