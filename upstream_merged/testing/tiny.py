@@ -8,6 +8,7 @@ from typing import Callable, Dict
 import torch
 
 from upstream_merged.cache import build_atomically, content_key
+from upstream_merged.core.rng import isolated_rng
 
 # Each module registers writers for its architectures with @tiny_writer.
 WRITER_MODULES = (
@@ -63,7 +64,12 @@ def materialize_tiny(source: str) -> Path:
     arch, seed = parse_tiny(source)
     key = content_key({"arch": arch, "seed": seed, "version": TINY_FORMAT_VERSION, "torch": torch.__version__})
     target = cache_root() / "tiny" / f"{arch}-seed{seed}-{key}"
-    return build_atomically(target, lambda tmp: _WRITERS[arch](tmp, seed))
+    return build_atomically(target, lambda tmp: _write_isolated(arch, tmp, seed))
+
+
+def _write_isolated(arch: str, directory: Path, seed: int) -> None:
+    with isolated_rng(seed):  # a writer never moves the caller's (s3prl's seeded) global RNG state
+        _WRITERS[arch](directory, seed)
 
 
 @torch.no_grad()

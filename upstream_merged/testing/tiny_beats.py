@@ -7,6 +7,7 @@ from typing import Union
 import torch
 
 from upstream_merged.models.beats import BEATs, BEATsConfig
+from upstream_merged.core.rng import isolated_rng
 from upstream_merged.testing.tiny import randomize_, tiny_writer
 
 # The released iter3 cfg's options (DeepNorm, gated relative position, 320 buckets / 800 distance,
@@ -47,8 +48,8 @@ def tiny_beats_config(**overrides) -> dict:
 
 def build_tiny_beats(seed: int = 0, **overrides) -> BEATs:
     """A seeded, fully randomised tiny BEATs encoder in eval mode."""
-    torch.manual_seed(seed)
-    return randomize_(BEATs(BEATsConfig.from_dict(tiny_beats_config(**overrides))), seed).eval()
+    with isolated_rng(seed):  # module construction draws from torch's RNG; keep the caller's state
+        return randomize_(BEATs(BEATsConfig.from_dict(tiny_beats_config(**overrides))), seed).eval()
 
 
 def write_beats_checkpoint(path: Path, model_or_cfg: Union[BEATs, BEATsConfig, dict], seed: int = 0) -> Path:
@@ -61,8 +62,8 @@ def write_beats_checkpoint(path: Path, model_or_cfg: Union[BEATs, BEATsConfig, d
         model = model_or_cfg
     else:
         config = model_or_cfg if isinstance(model_or_cfg, BEATsConfig) else BEATsConfig.from_dict(model_or_cfg)
-        torch.manual_seed(seed)
-        model = randomize_(BEATs(config), seed)
+        with isolated_rng(seed):
+            model = randomize_(BEATs(config), seed)
     config = model.config
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     blob = {"cfg": config.to_dict(), "model": state}

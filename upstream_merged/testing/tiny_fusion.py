@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import WavLMConfig, WavLMModel, WhisperConfig, WhisperModel
 
+from upstream_merged.core.rng import isolated_rng
 from upstream_merged.testing.tiny import randomize_, tiny_writer
 from upstream_merged.testing.tiny_hubert import TINY_FEATURE_ENCODER
 
@@ -65,16 +66,16 @@ WHISPER_PREPROCESSOR = dict(
 
 def build_tiny_wavlm(seed: int = 0, **overrides) -> WavLMModel:
     """A seeded, fully randomised tiny WavLMModel in eval mode."""
-    torch.manual_seed(seed)
     config = WavLMConfig(**{**TINY_WAVLM, **overrides}, layerdrop=0.0, apply_spec_augment=False)
-    return randomize_(WavLMModel(config), seed).eval()
+    with isolated_rng(seed):  # module construction draws from torch's RNG; keep the caller's state
+        return randomize_(WavLMModel(config), seed).eval()
 
 
 def build_tiny_whisper(seed: int = 0, **overrides) -> WhisperModel:
     """A seeded, fully randomised tiny WhisperModel (encoder + decoder) in eval mode."""
-    torch.manual_seed(seed)
     config = WhisperConfig(**{**TINY_WHISPER, **overrides})
-    model = randomize_(WhisperModel(config), seed).eval()
+    with isolated_rng(seed):
+        model = randomize_(WhisperModel(config), seed).eval()
     with torch.no_grad():  # Whisper's positions are sinusoidal constants, not noise
         from transformers.models.whisper.modeling_whisper import sinusoids
 

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import HubertConfig, HubertModel
 
+from upstream_merged.core.rng import isolated_rng
 from upstream_merged.testing.tiny import randomize_, tiny_writer
 
 # The wav2vec2-style CNN (downsample 320, like the real one) and positional conv at CPU-test width;
@@ -61,9 +62,9 @@ def tiny_hubert_config(**overrides) -> dict:
 
 def build_tiny_hubert(seed: int = 0, **overrides) -> HubertModel:
     """A seeded, fully randomised tiny HubertModel in eval mode."""
-    torch.manual_seed(seed)
     config = HubertConfig(**tiny_hubert_config(**overrides), layerdrop=0.0, apply_spec_augment=False)
-    return randomize_(HubertModel(config), seed).eval()
+    with isolated_rng(seed):  # module construction draws from torch's RNG; keep the caller's state
+        return randomize_(HubertModel(config), seed).eval()
 
 
 def _with_weight_norm_names(state: Dict[str, torch.Tensor], style: str) -> Dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertConfig, BertForPreTraining, ViTConfig, ViTModel
 
+from upstream_merged.core.rng import isolated_rng
 from upstream_merged.testing.tiny import randomize_, tiny_writer
 from upstream_merged.testing.tiny_hubert import TINY_HUBERT
 
@@ -43,9 +44,9 @@ def _save(directory: Path, config: dict, state: Dict[str, torch.Tensor]) -> None
 
 def write_bert_dir(directory: Path, seed: int, **overrides) -> Path:
     """Write a seeded random BERT in bert-base-uncased's layout (prefix, heads, gamma/beta)."""
-    torch.manual_seed(seed)
     config = BertConfig(**tiny_bert_config(**overrides))
-    model = randomize_(BertForPreTraining(config), seed + 3000)
+    with isolated_rng(seed):  # module construction draws from torch's RNG; keep the caller's state
+        model = randomize_(BertForPreTraining(config), seed + 3000)
     state = {}
     for key, tensor in model.state_dict().items():
         if "LayerNorm." in key and not key.startswith("cls."):
@@ -59,9 +60,9 @@ def write_bert_dir(directory: Path, seed: int, **overrides) -> Path:
 
 def write_vit_dir(directory: Path, seed: int, **overrides) -> Path:
     """Write a seeded random ViTModel (with pooler) in the in21k checkpoint's layout."""
-    torch.manual_seed(seed)
     config = ViTConfig(**tiny_vit_config(**overrides))
-    model = randomize_(ViTModel(config, add_pooling_layer=True), seed + 4000)
+    with isolated_rng(seed):
+        model = randomize_(ViTModel(config, add_pooling_layer=True), seed + 4000)
     saved = config.to_dict()
     saved.update(architectures=["ViTModel"], model_type="vit")
     _save(Path(directory), saved, model.state_dict())

@@ -14,17 +14,38 @@ class UpstreamInputError(ValueError):
     """The wav list given to an upstream is not what s3prl passes (16 kHz 1-D float tensors)."""
 
 
+# Integer PCM -> float in [-1, 1): divide by the full scale, as soundfile / torchaudio do when loading.
+PCM_FULL_SCALE = {torch.int16: 2.0 ** 15, torch.int32: 2.0 ** 31}
+UINT8_CENTRE = 128.0  # 8-bit WAV is unsigned, centred on 128
+
+
+def float_wave(wav: torch.Tensor, index: int = 0) -> torch.Tensor:
+    """One wav as float32 in [-1, 1]: floats cast (graph kept), integer PCM scaled, other dtypes refused by name."""
+    if wav.is_floating_point():
+        return wav if wav.dtype == torch.float32 else wav.to(torch.float32)
+    if wav.dtype in PCM_FULL_SCALE:
+        return wav.to(torch.float32) / PCM_FULL_SCALE[wav.dtype]
+    if wav.dtype == torch.uint8:
+        return (wav.to(torch.float32) - UINT8_CENTRE) / UINT8_CENTRE
+    raise UpstreamInputError(
+        f"wav {index} has dtype {wav.dtype}; an upstream takes float waveforms in [-1, 1] or integer PCM "
+        f"(int16, int32, uint8). Convert it first, e.g. wav.float() / full_scale"
+    )
+
+
 def validate_wavs(wavs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """Check s3prl's input: a non-empty list of non-empty 1-D float tensors."""
+    """Check s3prl's input (a non-empty list of non-empty 1-D tensors) and return the wavs as float32."""
     if not isinstance(wavs, (list, tuple)) or len(wavs) == 0:
         raise UpstreamInputError("upstream got an empty wav list; s3prl passes a list of 1-D 16 kHz tensors")
+    checked = []
     for index, wav in enumerate(wavs):
         if not torch.is_tensor(wav) or wav.dim() != 1:
             shape = tuple(wav.shape) if torch.is_tensor(wav) else type(wav).__name__
             raise UpstreamInputError(f"wav {index} must be a 1-D tensor of 16 kHz samples, got {shape}")
         if wav.numel() == 0:
             raise UpstreamInputError(f"wav {index} is empty")
-    return list(wavs)
+        checked.append(float_wave(wav, index))
+    return checked
 
 
 def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,20 @@ def hubert_model_input(waves: List[torch.Tensor], normalize: bool, min_length: i
     return batch, (positions[None, :] < lengths[:, None]).long()
 
 
+def keep_input_graph(model: nn.Module) -> None:
+    """Let wavs that carry an autograd graph (s3prl's get_pseudo_wavs) through transformers' feature encoder.
+
+    In training, ``HubertFeatureEncoder`` sets ``requires_grad = True`` on its input so that gradient
+    checkpointing of the CNN has a differentiable input; on a padded batch built from grad-requiring
+    wavs (a non-leaf) that raises "you can only change requires_grad flags of leaf variables". We never
+    checkpoint the CNN, so the flag is switched off: the CNN parameters still get gradients under -f,
+    and a wav's own gradient flows through padding, normalisation and resampling.
+    """
+    encoder = getattr(model, "feature_extractor", None)
+    if encoder is not None and getattr(encoder, "_requires_grad", False):
+        encoder._requires_grad = False
+
+
 class HubertFamilyUpstream(nn.Module):
     """Wraps a ``HubertModel`` for s3prl: 16 kHz wav list in, 1 + N hidden states out.
 
@@ -59,6 +73,7 @@ class HubertFamilyUpstream(nn.Module):
         config = model.config
         self._kernels, self._strides = list(config.conv_kernel), list(config.conv_stride)
         self._min_samples = receptive_field(self._kernels, self._strides)
+        keep_input_graph(model)
 
     def get_downsample_rates(self, key: str = "hidden_states") -> int:
         """Samples of 16 kHz input per output frame."""

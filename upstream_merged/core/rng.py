@@ -1,0 +1,59 @@
+"""Scoped randomness: building or loading an entry never changes the global RNGs of torch, numpy or ``random``.
+
+s3prl's ``run_downstream.py --seed`` seeds the global generators once and then builds the upstream,
+the Featurizer and the downstream. Anything the upstream build draws from (or re-seeds) the global
+state would silently change the downstream's initialisation, and differently on a cache miss than
+on a cache hit. Seeded code therefore runs inside :func:`isolated_rng`.
+"""
+from __future__ import annotations
+
+import functools
+import random
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, TypeVar
+
+import numpy as np
+import torch
+
+F = TypeVar("F", bound=Callable)
+
+
+@contextmanager
+def isolated_rng(seed: Optional[int] = None) -> Iterator[None]:
+    """Run a block with the global torch (CPU, and initialised CUDA), numpy and ``random`` states restored after it.
+
+    With ``seed``, torch's CPU generator is seeded inside the block (CUDA generators are never
+    seeded here: ``torch.manual_seed`` would also queue a seed for a not-yet-initialised CUDA).
+    """
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.default_generator.manual_seed(int(seed))
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def without_global_rng_effects(fn: F) -> F:
+    """Decorate ``fn`` so that calling it leaves the global RNG states as they were."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with isolated_rng():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def seeded_by_recipe(fn: F) -> F:
+    """Decorate ``fn(recipe, ...)`` to run with torch seeded by ``recipe.seed`` and the global RNG states kept."""
+
+    @functools.wraps(fn)
+    def wrapper(recipe, *args, **kwargs):
+        with isolated_rng(recipe.seed):
+            return fn(recipe, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
