@@ -10,7 +10,20 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream")
+_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream", "s3prl.downstream.voxceleb1.dataset")
+
+
+def _patch(module) -> None:
+    """Register the plugin in s3prl.hub / s3prl.downstream, or redirect voxceleb1's file-list cache."""
+    # deferred imports: heavy modules only when s3prl is used
+    if module.__name__ == "s3prl.downstream.voxceleb1.dataset":
+        from upstream_merged.stock_patches import patch_voxceleb1_dataset
+
+        patch_voxceleb1_dataset(module)
+    else:
+        from upstream_merged import registry
+
+        registry.patch_module(module)
 
 
 class _PatchingLoader(importlib.abc.Loader):
@@ -24,9 +37,7 @@ class _PatchingLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self._wrapped.exec_module(module)
-        from upstream_merged import registry  # deferred: heavy imports only when s3prl is used
-
-        registry.patch_module(module)
+        _patch(module)
 
 
 class _S3prlFinder(importlib.abc.MetaPathFinder):
@@ -48,9 +59,7 @@ def install() -> None:
         sys.meta_path.insert(0, _S3prlFinder())
     for name in _PATCHED_MODULES:
         if name in sys.modules:
-            from upstream_merged import registry
-
-            registry.patch_module(sys.modules[name])
+            _patch(sys.modules[name])
 
 
 install()

@@ -1,0 +1,55 @@
+"""Keep stock s3prl downstreams from caching into site-packages: voxceleb1's file lists go to our cache.
+
+s3prl 0.4.18's ``voxceleb1`` dataset pickles its train/dev/test file lists into
+``site-packages/s3prl/downstream/voxceleb1/.cache/<split>.pkl`` and reuses them for *any* later data
+root (stale lists, writes into site-packages). The hook redirects that directory, per dataset, to
+``<plugin cache>/s3prl_file_lists/voxceleb1/<key>/``, the key hashing the data root and the split
+file's path and content, and refuses a missing data root with the ``-o`` key to set.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from pathlib import Path
+from types import ModuleType
+
+logger = logging.getLogger(__name__)
+
+VOXCELEB1_DATASET = "s3prl.downstream.voxceleb1.dataset"
+_PATCHED_MARK = "_upstream_merged_patched"
+
+
+def voxceleb1_cache_dir(file_path: str, meta_data: str) -> Path:
+    """Where the file lists of one (data root, split file) pair are cached."""
+    from upstream_merged.sources import cache_root
+
+    digest = hashlib.sha256(str(Path(file_path).resolve()).encode())
+    meta = Path(meta_data).resolve()
+    digest.update(str(meta).encode() + meta.read_bytes())
+    return cache_root() / "s3prl_file_lists" / "voxceleb1" / digest.hexdigest()[:16]
+
+
+def patch_voxceleb1_dataset(module: ModuleType) -> None:
+    """Wrap SpeakerClassifiDataset.__init__ to point the module's CACHE_PATH at our keyed directory."""
+    cls = module.SpeakerClassifiDataset
+    if getattr(cls.__init__, _PATCHED_MARK, False):
+        return
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self, mode, file_path, meta_data, *args, **kwargs):
+        if not Path(file_path).is_dir():
+            raise FileNotFoundError(
+                f"voxceleb1: datarc.file_path {str(file_path)!r} is not a directory; set "
+                "-o config.downstream_expert.datarc.file_path=/path/to/VoxCeleb1 (the dir holding dev/wav and test/wav)")
+        if not Path(meta_data).is_file():
+            raise FileNotFoundError(
+                f"voxceleb1: datarc.meta_data {str(meta_data)!r} is not a file; set "
+                "-o config.downstream_expert.datarc.meta_data=/path/to/iden_split.txt")
+        module.CACHE_PATH = str(voxceleb1_cache_dir(file_path, meta_data)) + "/"
+        logger.info("voxceleb1 file lists cached in %s", module.CACHE_PATH)
+        original(self, mode, file_path, meta_data, *args, **kwargs)
+
+    setattr(__init__, _PATCHED_MARK, True)
+    cls.__init__ = __init__
