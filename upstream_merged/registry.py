@@ -8,6 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Dict
 
+from upstream_merged.core.rng import without_global_rng_effects
+
 logger = logging.getLogger(__name__)
 
 # Modules whose import declares hub entries through @hub_entry (one per method family).
@@ -32,12 +34,17 @@ def hub_entry(name: str) -> Callable[[Callable], Callable]:
     """Declare a function as the hub entry ``name`` (s3prl signature: ckpt, model_config, refresh)."""
 
     def decorate(fn: Callable) -> Callable:
-        if name in _ENTRIES and _ENTRIES[name] is not fn:
-            raise RegistrationError(f"hub entry {name!r} is declared twice ({_ENTRIES[name].__module__}, {fn.__module__})")
-        setattr(fn, _ENTRY_MARK, True)
+        known = _ENTRIES.get(name)
+        if known is not None and getattr(known, "__wrapped__", known) is fn:
+            return known
+        if known is not None:
+            raise RegistrationError(f"hub entry {name!r} is declared twice ({known.__module__}, {fn.__module__})")
         fn.__name__ = name
-        _ENTRIES[name] = fn
-        return fn
+        # s3prl seeds the global RNGs before building the upstream: building it must not move them.
+        entry = without_global_rng_effects(fn)
+        setattr(entry, _ENTRY_MARK, True)
+        _ENTRIES[name] = entry
+        return entry
 
     return decorate
 

@@ -43,8 +43,10 @@ class FrozenBackbone(nn.Module):
         return int(self.upstream.get_downsample_rates("hidden_states"))
 
     def forward(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
-        """16 kHz wav list -> the backbone's 1 + N hidden states (B, T_m, D_m), computed without autograd."""
-        with torch.no_grad():
+        """16 kHz wav list -> the backbone's 1 + N hidden states (B, T_m, D_m); autograd only follows grad-requiring wavs."""
+        # Nothing here trains: a graph is kept only to carry a wav's own gradient (s3prl's upstream test feeds such wavs).
+        follow_wavs = torch.is_grad_enabled() and any(getattr(w, "requires_grad", False) for w in wavs)
+        with torch.set_grad_enabled(follow_wavs):
             return list(self.upstream(wavs)["hidden_states"])
 
 
