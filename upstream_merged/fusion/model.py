@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from upstream_merged.core.rng import isolated_rng
 from upstream_merged.fusion.align import LayerAligner, target_frames
 from upstream_merged.fusion.interfaces import GumbelDimensionSelect, HConv
 from upstream_merged.fusion.spec import FusionSpec
@@ -32,8 +33,8 @@ class FusionUpstream(nn.Module):
         self.spec = spec
         self.backbones = nn.ModuleDict(dict(backbones))
         merge = spec.resolved_merge
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # evaluate rebuilds the entry: the same recipe must give the same init
+        # evaluate rebuilds the entry: the same recipe must give the same init, without moving s3prl's global RNG
+        with isolated_rng(seed):
             self.aligner = LayerAligner(
                 {r: b.width for r, b in backbones.items()}, {r: b.depth for r, b in backbones.items()},
                 merge, width=spec.width, layers=spec.layers,

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from upstream_merged.core.interpolate import interpolate_state_dicts
+from upstream_merged.core.rng import seeded_by_recipe
 from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
 from upstream_merged.permutation.apply import apply_permutations
 from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
@@ -142,6 +143,7 @@ def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
     return encoder_a, encoder_b, dirs[0], dirs[1]
 
 
+@seeded_by_recipe  # seeded by recipe.seed; the caller's global RNG state is left as it was
 def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True) -> Path:
     """Run the merge of ``recipe`` and write the finished output directory ``out_dir``."""
     from safetensors.torch import save_file
@@ -152,7 +154,6 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     preset, components, alpha = recipe.settings()
-    torch.manual_seed(recipe.seed)
     encoder_a, encoder_b, dir_a, _ = load_sources(recipe)
     refs = list_clips(recipe.calibration, recipe.seed) if components else []
     heatmaps = recipe.report.heatmap_groups
