@@ -4,6 +4,8 @@
 
 The run's arguments (entry, -g, -k) saved in the checkpoint say which recipe it used; OUT then
 holds the backbones, the trained interface and the recipe, and ``-u fusion_custom -k OUT`` serves it.
+The checkpoint's backbone fingerprint (older checkpoints: its backbone tensors) must match the
+backbones the recipe resolves to today; otherwise nothing is written and the error names the backbone.
 """
 from __future__ import annotations
 
@@ -17,15 +19,18 @@ import torch
 
 from upstream_merged.cache import build_atomically
 from upstream_merged.fusion.fused_dir import (
-    interface_state_from_runner_checkpoint,
     is_fused_dir,
     read_fused_dir,
+    upstream_state_from_runner_checkpoint,
     write_fused_dir,
 )
+from upstream_merged.fusion.model import BACKBONE_PREFIX
 from upstream_merged.fusion.recipe import FusionRecipe
 from upstream_merged.hub.common import choose_recipe
 from upstream_merged.hub.fusion import DEFAULT_RECIPES
+from upstream_merged.models.checkpoint import CheckpointError
 from upstream_merged.registry import allow_runner_checkpoints
+from upstream_merged.upstream.frozen_state import FINGERPRINT_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +53,13 @@ def export(checkpoint: Path, out: Path, force: bool = False) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise FileExistsError(f"output {out} exists and is not empty; pass --force to overwrite it")
     recipe, dirs = run_recipe(checkpoint)
-    state = interface_state_from_runner_checkpoint(checkpoint)
-    return build_atomically(out, lambda tmp: write_fused_dir(recipe, tmp, interface_state=state, source_dirs=dirs),
+    state = upstream_state_from_runner_checkpoint(checkpoint)
+    if FINGERPRINT_KEY not in state and not any(k.startswith(BACKBONE_PREFIX) for k in state):
+        raise CheckpointError(f"{checkpoint}: its 'Upstream' state has neither the backbones' fingerprint "
+                              f"({FINGERPRINT_KEY}) nor backbone tensors, so the backbones it was trained on "
+                              "cannot be checked; export a checkpoint written by a -f run of a fusion entry")
+    return build_atomically(out, lambda tmp: write_fused_dir(recipe, tmp, interface_state=state, source_dirs=dirs,
+                                                             state_source=str(checkpoint)),
                             refresh=True)
 
 

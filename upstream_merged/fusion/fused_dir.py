@@ -19,7 +19,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from upstream_merged.fusion.build import fusion_upstream_from_recipe, resolve_fusion_sources
-from upstream_merged.fusion.model import BACKBONE_PREFIX, FusionUpstream
+from upstream_merged.fusion.model import FusionUpstream, is_frozen_key
 from upstream_merged.fusion.recipe import FusionRecipe
 from upstream_merged.models.checkpoint import CheckpointError
 from upstream_merged.recipe import parse_recipe, recipe_dict
@@ -49,13 +49,18 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 def write_fused_dir(recipe: FusionRecipe, out_dir: str | os.PathLike, recipe_text: Optional[str] = None,
                     interface_state: Optional[Dict[str, torch.Tensor]] = None,
-                    source_dirs: Optional[Dict[str, Path]] = None) -> Path:
-    """Write ``recipe``'s fused model into ``out_dir`` (initial interface weights unless given)."""
+                    source_dirs: Optional[Dict[str, Path]] = None, state_source: str = "given interface state") -> Path:
+    """Write ``recipe``'s fused model into ``out_dir`` (initial interface weights unless given).
+
+    A given ``interface_state`` that carries a backbone fingerprint (or backbone tensors), as a runner
+    checkpoint does, must match the backbones of ``recipe``; a mismatch raises naming the backbone.
+    """
     out = Path(out_dir)
     dirs = source_dirs or resolve_fusion_sources(recipe)
     upstream = fusion_upstream_from_recipe(recipe, dirs)
+    upstream.frozen_fingerprint.describe(sources=dirs)
     if interface_state is not None:
-        load_interface_state(upstream, interface_state, "given interface state")
+        load_interface_state(upstream, interface_state, state_source)
     for role, source in dirs.items():
         _copy_tree(source, out / "backbones" / role)
     save_file({k: v.detach().contiguous() for k, v in upstream.interface_state_dict().items()},
@@ -70,7 +75,9 @@ def write_fused_dir(recipe: FusionRecipe, out_dir: str | os.PathLike, recipe_tex
 
 
 def load_interface_state(upstream: FusionUpstream, state: Dict[str, torch.Tensor], source: str) -> None:
-    """Load interface tensors strictly (every interface key, no backbone key, equal shapes)."""
+    """Load interface tensors strictly (every interface key, equal shapes); a backbone fingerprint in ``state`` must match."""
+    upstream.frozen_fingerprint.verify(state, source=source)
+    state = {k: v for k, v in state.items() if not is_frozen_key(k)}
     expected = upstream.interface_state_dict()
     unknown, missing = set(state) - set(expected), set(expected) - set(state)
     if unknown or missing:
@@ -98,19 +105,23 @@ def load_fused_dir(directory: str | os.PathLike) -> FusionUpstream:
     directory = Path(directory)
     recipe, dirs = read_fused_dir(directory)
     upstream = fusion_upstream_from_recipe(recipe, dirs)
+    upstream.frozen_fingerprint.describe(sources=dirs)
     load_interface_state(upstream, load_file(str(directory / INTERFACE_FILE)), str(directory / INTERFACE_FILE))
     return upstream
 
 
-def interface_state_from_runner_checkpoint(path: str | os.PathLike) -> Dict[str, torch.Tensor]:
-    """The trained interface tensors in an s3prl runner checkpoint (dev-best.ckpt, states-*.ckpt) written under -f."""
+def upstream_state_from_runner_checkpoint(path: str | os.PathLike) -> Dict[str, torch.Tensor]:
+    """The 'Upstream' state of an s3prl runner checkpoint (dev-best.ckpt, states-*.ckpt) written under -f.
+
+    It holds the interface tensors and the backbones' fingerprint (older checkpoints: the backbone tensors).
+    """
     from upstream_merged.registry import allow_runner_checkpoints
 
     allow_runner_checkpoints()
     checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     if "Upstream" not in checkpoint:
         raise CheckpointError(f"{path} holds no 'Upstream' weights: the run was not made with -f")
-    return {k: v for k, v in checkpoint["Upstream"].items() if not k.startswith(BACKBONE_PREFIX)}
+    return dict(checkpoint["Upstream"])
 
 
 def _model_card(recipe: FusionRecipe, upstream: FusionUpstream) -> str:

@@ -11,11 +11,21 @@ from upstream_merged.fusion.align import LayerAligner, target_frames
 from upstream_merged.fusion.interfaces import GumbelDimensionSelect, HConv
 from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.upstream.base import validate_wavs
+from upstream_merged.upstream.frozen_state import FINGERPRINT_KEY, keep_frozen_out_of_state_dict
 
 if TYPE_CHECKING:
     from upstream_merged.fusion.backbones import FrozenBackbone
 
 BACKBONE_PREFIX = "backbones."
+
+
+def _backbone_role(key: str) -> Optional[str]:
+    return key.split(".")[1] if key.startswith(BACKBONE_PREFIX) else None
+
+
+def is_frozen_key(key: str) -> bool:
+    """True for a fusion state-dict key that is not interface: a backbone tensor or the backbones' fingerprint."""
+    return key.startswith(BACKBONE_PREFIX) or key == FINGERPRINT_KEY
 
 
 class FusionUpstream(nn.Module):
@@ -40,6 +50,8 @@ class FusionUpstream(nn.Module):
                 merge, width=spec.width, layers=spec.layers,
             )
             self.interface = self._build_interface(spec)
+        # -f checkpoints hold the aligner + interface and a fingerprint of the backbones, never the backbones
+        keep_frozen_out_of_state_dict(self, _backbone_role, kind="backbone", owner=f"fusion upstream ({spec.interface})")
 
     def _build_interface(self, spec: FusionSpec) -> Optional[nn.Module]:
         layers, width = self.aligner.out_layers, self.aligner.width
@@ -59,8 +71,8 @@ class FusionUpstream(nn.Module):
         return self.spec.frame_rate
 
     def interface_state_dict(self) -> Dict[str, torch.Tensor]:
-        """The trainable part's tensors (aligner projections and interface), without the backbones."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIX)}
+        """The trainable part's tensors (aligner projections and interface), without backbones or fingerprint."""
+        return {k: v for k, v in self.state_dict().items() if not is_frozen_key(k)}
 
     def aligned_layers(self, wavs: List[torch.Tensor]) -> torch.Tensor:
         """(B, L', T, D) aligned (and merged) layers of every backbone for a wav list."""

@@ -54,10 +54,13 @@ def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_re
             )
         upstream = load_fused_dir(ckpt)
         _check_interface(entry, interface, upstream.spec.interface)
+        upstream.frozen_fingerprint.describe(owner=entry)  # mismatch errors on -e name the entry
         return upstream
     recipe = choose_recipe(ckpt, model_config, default_recipe, method="fusion", entry=entry)
     _check_interface(entry, interface, recipe.interface)
-    return fusion_upstream_from_recipe(recipe)
+    upstream = fusion_upstream_from_recipe(recipe)
+    upstream.frozen_fingerprint.describe(owner=entry, sources=recipe.sources)
+    return upstream
 
 
 def _entry(name: str, recipe_name: str, interface: str, tiny: bool) -> None:

@@ -69,7 +69,7 @@ def _lmam(name: str, default_recipe: str, what: str) -> None:
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs) -> nn.Module:
         from upstream_merged.mam.upstream import learnable_upstream
 
-        return learnable_upstream(entry_recipe(ckpt, model_config, default_recipe))
+        return learnable_upstream(entry_recipe(ckpt, model_config, default_recipe), entry=name)
 
     entry.__doc__ = f"{name}: {what}; train λ with run_downstream.py -f (-g/-k recipe YAML, -k target checkpoint)."
     hub_entry(name)(entry)

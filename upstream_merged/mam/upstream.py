@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -13,6 +13,7 @@ from upstream_merged.mam.learnable import LAMBDA_MODULE, LambdaBank, attach_lear
 from upstream_merged.mam.loading import AttentionModel
 from upstream_merged.mam.recipe import MAMRecipe
 from upstream_merged.models.checkpoint import CheckpointError
+from upstream_merged.upstream.frozen_state import keep_frozen_out_of_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,24 @@ class LearnableMAMUpstream(nn.Module):
         return self.upstream(wavs)
 
 
-def learnable_upstream(recipe: MAMRecipe) -> LearnableMAMUpstream:
-    """Build an L-MAM upstream from the recipe's sources (λ starts at ``lambda_init``; no random init)."""
+def frozen_part(trainable: str) -> Callable[[str], Optional[str]]:
+    """Which L-MAM state-dict keys are frozen: the source projections, and every target tensor when only λ trains."""
+    def part_of(key: str) -> Optional[str]:
+        if ".parametrizations." in key and key.endswith(".source"):
+            return "source"
+        if trainable == "lambdas" and not key.startswith(f"{LAMBDA_MODULE}."):
+            return "target"
+        return None
+
+    return part_of
+
+
+def learnable_upstream(recipe: MAMRecipe, entry: Optional[str] = None) -> LearnableMAMUpstream:
+    """Build an L-MAM upstream from the recipe's sources (λ starts at ``lambda_init``; no random init).
+
+    Its ``state_dict()`` (what s3prl saves under -f) holds λ, the target only when the recipe trains it
+    (``trainable: all``), and a fingerprint of the frozen rest, checked when a checkpoint is loaded.
+    """
     if not recipe.learnable:
         raise ValueError("this entry learns λ: the recipe needs `learnable: true` and `lambda_init` "
                          "(use a mam_* entry for a fixed-λ recipe)")
@@ -74,5 +91,8 @@ def learnable_upstream(recipe: MAMRecipe) -> LearnableMAMUpstream:
     upstream = LearnableMAMUpstream(target_upstream(pair.target), bank)
     if recipe.trainable == "lambdas":
         freeze_all_but_lambdas(upstream)
+    fingerprint = keep_frozen_out_of_state_dict(upstream, frozen_part(recipe.trainable), kind="model",
+                                                owner=entry or "L-MAM upstream")
+    fingerprint.describe(sources={role: recipe.sources[role] for role in fingerprint.parts})
     logger.info("L-MAM: λ init %s (sigmoid-constrained, trains under -f)", upstream.lambdas)
     return upstream
