@@ -33,7 +33,7 @@ echo "== merge report ($demo/merged/merge_report.json): share of channels moved 
 "$py" - "$demo/merged/merge_report.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
-print(f"preset {report['preset']} (paper ID {report['paper_id']}), alpha {report['alpha']}, "
+print(f"preset {report['preset']} (paper Table I ID {report.get('paper_table_i_id')}), alpha {report['alpha']}, "
       f"{report['calibration']['clips_used']} calibration clips")
 print(f"{'group':12s} {'size':>5s} {'moved':>7s} {'corr before':>12s} {'corr after':>11s}")
 for name, group in report["groups"].items():

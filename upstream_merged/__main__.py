@@ -5,18 +5,19 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 logger = logging.getLogger("upstream_merged")
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from upstream_merged.cache import build_atomically
-    from upstream_merged.recipe import load_recipe, methods
+    from upstream_merged.recipe import load_recipe, methods, recipe_yaml
 
     recipe = load_recipe(args.recipe)
     if args.seed is not None:
         recipe = recipe.model_copy(update={"seed": args.seed})
+    recipe = recipe.effective()  # what is built is what OUT/recipe.yaml records
     spec = methods()[recipe.method]
     if args.dry_run:
         print(spec.plan(recipe))
@@ -24,8 +25,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise SystemExit(f"error: output {out} exists and is not empty; pass --force to overwrite it")
-    recipe_text = Path(args.recipe).read_text()
-    build_atomically(out, lambda tmp: spec.build(recipe, tmp, recipe_text=recipe_text, progress=not args.quiet), refresh=True)
+    text = recipe_yaml(recipe)
+    build_atomically(out, lambda tmp: spec.build(recipe, tmp, recipe_text=text, progress=not args.quiet), refresh=True)
     print(f"wrote {out}")
     return 0
 
@@ -54,37 +55,59 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _global_flags(parser: argparse.ArgumentParser, default) -> None:
+    """-v / --quiet; on subcommands with ``default=SUPPRESS`` so they never undo what was given before the subcommand."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    parser.add_argument("--quiet", action="store_true", default=default, help="warnings only, no progress bars")
+
+
+def add_command(sub, name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``func``; it accepts the global flags after its name too."""
+    command = sub.add_parser(name, help=help, description=help)
+    _global_flags(command, argparse.SUPPRESS)
+    command.set_defaults(func=func)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the CLI."""
     parser = argparse.ArgumentParser(prog="python -m upstream_merged", description=__doc__)
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    verbosity.add_argument("--quiet", action="store_true", help="warnings only, no progress bars")
+    _global_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    merge = sub.add_parser("merge", help="build a merged/fused model from a recipe into OUT")
+    merge = add_command(sub, "merge", _cmd_merge, "build a merged/fused model from a recipe into OUT")
     merge.add_argument("recipe", help="recipe YAML")
     merge.add_argument("out", help="output directory (a Hugging Face model dir plus reports)")
     merge.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    merge.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    merge.add_argument("--seed", type=int, default=None, help="override the recipe's seed (recorded in OUT/recipe.yaml)")
     merge.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
-    merge.set_defaults(func=_cmd_merge)
 
-    sub.add_parser("entries", help="list the plugin's hub entries").set_defaults(func=_cmd_entries)
+    add_command(sub, "entries", _cmd_entries, "list the plugin's hub entries")
 
-    hook = sub.add_parser("install-hook", help="write upstream_merged.pth into site-packages")
+    hook = add_command(sub, "install-hook", _cmd_install_hook, "write upstream_merged.pth into site-packages")
     hook.add_argument("--site-packages", type=Path, default=None)
-    hook.set_defaults(func=_cmd_install_hook)
 
-    tiny = sub.add_parser("tiny", help="write an embedded tiny model (tiny:<arch>[:seed]) and print its dir")
+    tiny = add_command(sub, "tiny", _cmd_tiny, "write an embedded tiny model (tiny:<arch>[:seed]) and print its dir")
     tiny.add_argument("source")
-    tiny.set_defaults(func=_cmd_tiny)
+
+    from upstream_merged.superb.cli import add_parsers as add_superb_commands  # sweep, submit
+
+    add_superb_commands(sub, add_command)
     return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line; -v and --quiet exclude each other wherever they are given."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and --quiet exclude each other; give one of them")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``python -m upstream_merged`` and ``upstream-merged``."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -25,9 +25,13 @@ class RecipeError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Base for every recipe section: unknown keys are rejected, values are not coerced silently."""
+    """Base for every recipe section: unknown keys are rejected and values are never coerced.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    pydantic's strict mode: ``"0.9"`` is not a number and ``"yes"`` / ``1`` are not booleans. The one
+    conversion kept is int -> float (``alpha: 1`` means 1.0), which loses nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class RecipeBase(StrictModel):
@@ -37,6 +41,10 @@ class RecipeBase(StrictModel):
     sources: Dict[str, str]
     seed: int = 0
     description: str = ""
+
+    def effective(self) -> "RecipeBase":
+        """This recipe with every default its build applies written out (what OUT/recipe.yaml records)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,13 @@ def _format_validation(err: ValidationError, source: str) -> str:
     problems = []
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "<top>"
-        problems.append(f"{where}: {item['msg']}")
+        problem = f"{where}: {item['msg']}"
+        if item["type"].endswith("_type") and not isinstance(item.get("input"), (dict, list)):
+            value = item.get("input")
+            problem += f", got {value!r} ({type(value).__name__})"
+            if isinstance(value, str):
+                problem += "; write the value without quotes"
+        problems.append(problem)
     return f"invalid recipe {source}: " + "; ".join(problems)
 
 
@@ -104,3 +118,10 @@ def load_recipe(path: str | Path) -> RecipeBase:
 def recipe_dict(recipe: RecipeBase) -> dict:
     """The recipe as plain data with defaults filled (what the cache key hashes)."""
     return recipe.model_dump(mode="json")
+
+
+def recipe_yaml(recipe: RecipeBase) -> str:
+    """The recipe as YAML that :func:`load_recipe` reads back to an equal recipe (written as OUT/recipe.yaml)."""
+    data = recipe.model_dump(mode="python", by_alias=True)  # python mode keeps int keys (layer_map) as ints
+    header = "# Effective recipe of this build (defaults written out); rebuild with: python -m upstream_merged merge recipe.yaml OUT\n"
+    return header + yaml.safe_dump(data, sort_keys=False)

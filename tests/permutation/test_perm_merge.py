@@ -14,6 +14,7 @@ from upstream_merged.models.hubert import load_hubert_family
 from upstream_merged.permutation.apply import apply_permutations, invert_all
 from upstream_merged.permutation.merge import MergeError, align, build, check_compatible
 from upstream_merged.permutation.spec import spec_for_model
+from upstream_merged.recipe import load_recipe
 from upstream_merged.testing.tiny_hubert import build_tiny_hubert
 
 
@@ -42,15 +43,17 @@ def test_cli_merge_recovers_a_scrambled_copy_and_writes_every_output(scrambled_p
     assert [k for k in truth if not torch.equal(found[k], truth[k])] == []  # every permutation recovered
 
     report = json.loads((out / "merge_report.json").read_text())
-    assert report["preset"] == "cnn_ffn_attn_residual" and report["symmetry"] is True
+    assert report["preset"] == "custom" and report["symmetry"] is True  # the residual preset at alpha 0.5: custom
+    assert report["components"] == ["cnn", "ffn", "attn", "residual"] and report["alpha"] == 0.5
     for name, row in report["groups"].items():
         assert row["corr_after"] > 0.999, name
         assert 0.0 <= row["moved_share"] <= 1.0 and row["corr_before"] < row["corr_after"]
     assert report["function_drift"]["relative_error"] < 1e-5
-    assert (out / "recipe.yaml").read_text() == text  # verbatim copy
+    written = load_recipe(out / "recipe.yaml")  # the effective recipe: components and alpha written out
+    assert (written.preset, written.components, written.alpha, written.seed) == (None, ["cnn", "ffn", "attn", "residual"], 0.5, 0)
     assert (out / "correlation_heatmaps.png").read_bytes()[:4] == b"\x89PNG"
     card = (out / "README.md").read_text()
-    assert "cnn_ffn_attn_residual" in card and "share moved" in card
+    assert "custom setting" in card and "share of units moved" in card
     assert (out / "preprocessor_config.json").is_file()
 
     with pytest.raises(SystemExit, match="--force"):

@@ -54,7 +54,8 @@ def test_entry_preset_fills_a_recipe_without_one(tmp_path):
     path.write_text("method: permutation\nsources: {a: tiny:hubert, b: tiny:mert_v0}\ncalibration: {synthetic: {clips: 2}}\n")
     assert entry_recipe(None, str(path), "tiny_hubert_mert_cnn", "cnn").preset == "cnn"
     path.write_text(path.read_text() + "preset: ffn_attn\n")
-    assert entry_recipe(str(path), None, "tiny_hubert_mert_cnn", "cnn").preset == "ffn_attn"  # the recipe wins
+    with pytest.raises(ValueError, match="builds preset 'cnn'.*preset 'ffn_attn'.*-u merged_hubert_mert_ffn_attn"):
+        entry_recipe(str(path), None, "tiny_hubert_mert_cnn", "cnn")  # another preset: an error, never dropped
 
 
 def test_tiny_entry_builds_once_caches_and_loads_a_merged_dir():
@@ -75,7 +76,7 @@ def test_tiny_entry_builds_once_caches_and_loads_a_merged_dir():
     start = time.perf_counter()
     again = hub["merged_hubert_mert_avg_tiny"]()
     assert time.perf_counter() - start < max(first, 1.0)
-    direct = hub["merged_hubert_mert_tiny"](ckpt=str(directory))  # -k <merged dir>: no build, that merge
+    direct = hub["merged_hubert_mert_avg"](ckpt=str(directory))  # -k <merged dir>: no build, that merge
     for upstream_b in (again, direct):
         upstream_b.eval()
         with torch.no_grad():

@@ -68,6 +68,11 @@ class FusionRecipe(RecipeBase):
             raise ValueError(f"options.output_dim only applies to interface gumd, not {self.interface}")
         return self
 
+    def effective(self) -> "FusionRecipe":
+        """The recipe with the interface's default merge written out."""
+        merge = self.options.merge or DEFAULT_MERGE[self.interface]
+        return self.model_copy(update={"options": self.options.model_copy(update={"merge": merge})})
+
     def spec(self) -> FusionSpec:
         """The architecture settings as plain data."""
         o = self.options

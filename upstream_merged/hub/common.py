@@ -29,6 +29,22 @@ def is_recipe_file(path: Optional[str]) -> bool:
     return bool(path) and str(path).endswith((".yaml", ".yml"))
 
 
+class EntryArgumentError(ValueError):
+    """Hub entry arguments (-k, -g) that conflict or do not fit the entry; the message names them and the fix."""
+
+
+def refuse_ckpt_with_model_config(entry: str, ckpt: Optional[str], model_config: Optional[str],
+                                  ckpt_what: str = "a finished build directory") -> None:
+    """Refuse -k and -g together when both name what to load (one would be silently dropped)."""
+    if ckpt and model_config:
+        kind = "recipe YAML" if is_recipe_file(ckpt) else ckpt_what
+        raise EntryArgumentError(
+            f"{entry}: got both -k {ckpt} ({kind}) and -g {model_config} (recipe); they name two different things to "
+            "load and one would be ignored. Give either -k (a finished build, loaded as is; or a recipe YAML) or "
+            "-g RECIPE.yaml (built on first use), not both."
+        )
+
+
 def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: Optional[str],
                   method: str, entry: str = "this entry") -> RecipeBase:
     """The recipe for an entry: -g (model_config) or a YAML passed as -k, else the packaged default.

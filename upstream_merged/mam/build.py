@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 
 from upstream_merged.mam.core import MergePlan, check_dims, merge_states, relative_change, resolve_plan, tensor_pairs
 from upstream_merged.mam.layouts import TARGET_ARCHS
 from upstream_merged.mam.loading import AttentionModel, load_attention_model
 from upstream_merged.mam.recipe import MAMRecipe
+from upstream_merged.recipe import recipe_yaml
 from upstream_merged.sources import SourceError, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ def build_merged_dir(recipe: MAMRecipe, out_dir: Path, recipe_text: Optional[str
 
     check_finite(merged, f"MAM merge into {out_dir}", "merged")
     _write_target(pair.target, merged, out_dir)
-    text = recipe_text if recipe_text is not None else yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True), sort_keys=False)
-    (out_dir / RECIPE_COPY).write_text(text)
+    (out_dir / RECIPE_COPY).write_text(recipe_yaml(recipe.effective()))  # the effective recipe, never raw text
     report = _report(recipe, pair, before, merged)
     (out_dir / REPORT).write_text(json.dumps(report, indent=2))
     logger.info("MAM: merged %d tensors of %s into %s", report["tensors_merged"], pair.source.path, out_dir)

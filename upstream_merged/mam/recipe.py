@@ -25,7 +25,7 @@ ROLES = ("target", "source")
 class MAMRecipe(RecipeBase):
     """Multimodal attention merging of a ``source`` (text/image) model into a ``target`` (audio) model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     method: Literal["mam"]
     lambda_: Optional[Union[float, List[float]]] = Field(default=None, alias="lambda")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import yaml
 
 from upstream_merged.core.interpolate import interpolate_state_dicts
 from upstream_merged.core.rng import seeded_by_recipe
@@ -21,7 +20,7 @@ from upstream_merged.permutation.matching import GroupMatch, match
 from upstream_merged.permutation.presets import PRESETS
 from upstream_merged.permutation.report import default_heatmap_groups
 from upstream_merged.permutation.spec import PermutationSpec, spec_for_model
-from upstream_merged.recipe import recipe_dict
+from upstream_merged.recipe import recipe_yaml
 from upstream_merged.sources import resolve_source
 from upstream_merged.upstream.base import to_native_rate
 from upstream_merged.upstream.hubert import hubert_model_input
@@ -144,8 +143,14 @@ def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
 
 
 @seeded_by_recipe  # seeded by recipe.seed; the caller's global RNG state is left as it was
-def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True) -> Path:
-    """Run the merge of ``recipe`` and write the finished output directory ``out_dir``."""
+def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True,
+          timings: Optional[dict] = None) -> Path:
+    """Run the merge of ``recipe`` and write the finished output directory ``out_dir``.
+
+    OUT/recipe.yaml is always the effective recipe (``recipe_text`` is accepted for the shared builder
+    signature and ignored), so ``merge OUT/recipe.yaml OUT2`` rebuilds the same bytes. Timings, which
+    would differ between runs, go to the log and into ``timings`` when a dict is given, not into OUT.
+    """
     from safetensors.torch import save_file
 
     from upstream_merged.permutation import report
@@ -153,7 +158,9 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    preset, components, alpha = recipe.settings()
+    recipe = recipe.effective()
+    _, components, alpha = recipe.settings()
+    setting = recipe.preset or "custom"
     encoder_a, encoder_b, dir_a, _ = load_sources(recipe)
     refs = list_clips(recipe.calibration, recipe.seed) if components else []
     heatmaps = recipe.report.heatmap_groups
@@ -183,22 +190,32 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     save_file({name: perm.contiguous() for name, perm in sorted(alignment.perms.items())},
               str(out_dir / "permutations.safetensors"),
               # one metadata key: safetensors writes its header from a hash map, so several keys reorder between runs
-              metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({preset})"})
-    (out_dir / "recipe.yaml").write_text(recipe_text if recipe_text is not None else yaml.safe_dump(recipe_dict(recipe), sort_keys=False))
-    alignment.seconds["total"] = time.perf_counter() - start
-    data = report.report_data(recipe, preset, components, alpha, alignment, drift)
+              metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({setting})"})
+    (out_dir / "recipe.yaml").write_text(recipe_yaml(recipe))
+    data = report.report_data(recipe, components, alpha, alignment, drift)
     report.write_report(out_dir, data)
     report.write_model_card(out_dir, data)
     report.write_heatmaps(out_dir, alignment, recipe.report.heatmap_groups, recipe.report.heatmap_units)
-    logger.info("merged %s into %s in %.1f s", preset, out_dir, alignment.seconds["total"])
+    alignment.seconds["total"] = time.perf_counter() - start
+    if timings is not None:
+        timings.update(alignment.seconds, lap_seconds={m.name: m.lap_seconds for m in alignment.matches})
+    logger.info("merged %s into %s in %.1f s (calibration %.1f s, matching %.1f s)", setting, out_dir,
+                alignment.seconds["total"], alignment.seconds.get("calibration", 0.0), alignment.seconds.get("matching", 0.0))
     return out_dir
 
 
 def plan(recipe) -> str:
     """What :func:`build` would do, as text (nothing is read from the network or written)."""
-    preset_name, components, alpha = recipe.settings()
-    preset = PRESETS[preset_name]
-    paper = f"paper Table I ID {preset.paper_id}, average {preset.paper_average}" if preset.paper_id else "not in the paper"
+    recipe = recipe.effective()
+    _, components, alpha = recipe.settings()
+    preset = PRESETS.get(recipe.preset or "")
+    if preset is None:
+        setting = "custom (equals no preset, so no paper reference score)"
+    elif preset.paper_id:
+        setting = (f"{preset.name} (paper Table I ID {preset.paper_id}; the paper's reference score for it: "
+                   f"{preset.paper_average}) - {preset.description}")
+    else:
+        setting = f"{preset.name} (not in the paper) - {preset.description}"
     symmetric = "qkv_independent" not in components
     calibration = recipe.calibration
     sources = []
@@ -219,7 +236,7 @@ def plan(recipe) -> str:
         "permutation merge (dry run: nothing is written)",
         f"  a (reference, kept in place, weight {alpha:g}): {recipe.sources['a']}",
         f"  b (aligned onto a, weight {1 - alpha:g}):        {recipe.sources['b']}",
-        f"  preset: {preset_name} ({paper}) - {preset.description}",
+        f"  setting: {setting}",
         f"  aligned components: {', '.join(components) if components else 'none (plain interpolation)'}",
         "  " + ("every permutation preserves b's function" if symmetric else
                 "WARNING: q/k/v permuted independently is NOT a symmetry; b's outputs move (see merge_report.json)"),

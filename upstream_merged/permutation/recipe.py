@@ -5,7 +5,7 @@ from typing import List, Literal, Optional, Tuple
 
 from pydantic import Field, field_validator, model_validator
 
-from upstream_merged.permutation.presets import DEFAULT_PRESET, PRESETS
+from upstream_merged.permutation.presets import DEFAULT_PRESET, PRESETS, match_preset
 from upstream_merged.recipe import RecipeBase, StrictModel, register_method
 
 PresetName = Literal["avg", "linear", "cnn_ffn_attn", "cnn", "cnn_ffn", "cnn_all", "ffn_attn", "cnn_ffn_attn_residual"]
@@ -76,11 +76,22 @@ class PermutationRecipe(RecipeBase):
         return self
 
     def settings(self) -> Tuple[str, Tuple[str, ...], float]:
-        """(preset name, aligned components, alpha) after applying the preset's defaults."""
+        """(preset that supplied the defaults, aligned components, alpha) after applying the preset's defaults.
+
+        The first item only names where unset values came from; whether the build *is* that preset
+        (same components and alpha) is :func:`upstream_merged.permutation.presets.match_preset`'s call.
+        """
         preset = PRESETS[self.preset or DEFAULT_PRESET]
         components = tuple(self.components) if self.components is not None else preset.components
         alpha = self.alpha if self.alpha is not None else preset.alpha
         return preset.name, components, float(alpha)
+
+    def effective(self) -> "PermutationRecipe":
+        """Components and alpha written out; ``preset`` names the preset they equal (None: a custom setting)."""
+        _, components, alpha = self.settings()
+        matched = match_preset(components, alpha)
+        return self.model_copy(update={"preset": matched.name if matched else None,
+                                       "components": list(components), "alpha": alpha})
 
 
 def _build(recipe, out_dir, recipe_text=None, progress=True):

@@ -7,7 +7,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from upstream_merged.permutation.presets import PAPER_REFERENCE, PAPER_URL, PRESETS
+from upstream_merged.permutation.presets import (CUSTOM, PAPER_REFERENCE, PAPER_SCORE_NOTE, PAPER_URL, PRESETS, entry_for,
+                                                 match_preset)
 from upstream_merged.recipe import recipe_dict
 
 COMPONENT_ORDER = ("cnn", "ffn", "attn", "residual", "qkv_independent")
@@ -29,20 +30,36 @@ def _component_summary(rows: Sequence[dict]) -> Dict[str, dict]:
     return summary
 
 
-def report_data(recipe, preset: str, components: Sequence[str], alpha: float, alignment, drift: dict) -> dict:
-    """The merge report as plain data."""
+TIMING_KEYS = ("lap_seconds",)  # per-group timings stay out of the report so a rebuild is byte-identical
+COMPONENT_WORDS = {
+    "cnn": "the CNN feature encoder's channels",
+    "ffn": "the feed-forward (FFN) units of every layer",
+    "attn": "the attention heads (and the q/k and v/out channels inside each head)",
+    "residual": "the residual stream (in blocks that follow the positional convolution's groups)",
+    "qkv_independent": "the q, k and v projections, each permuted on its own (the paper's 'all' ablation)",
+}
+
+
+def setting_data(components: Sequence[str], alpha: float) -> dict:
+    """What the merge report says about the setting: its preset and the paper's reference, or ``custom``."""
+    preset = match_preset(components, alpha)
+    data = {"preset": preset.name if preset else CUSTOM, "components": list(components), "alpha": alpha,
+            "symmetry": "qkv_independent" not in components, "hub_entry": entry_for(components, alpha)}
+    if preset is not None and preset.paper_id is not None:
+        data["paper_table_i_id"] = preset.paper_id
+        data["paper_reference_score"] = preset.paper_average
+        data["paper_reference_note"] = PAPER_SCORE_NOTE
+    return data
+
+
+def report_data(recipe, components: Sequence[str], alpha: float, alignment, drift: dict) -> dict:
+    """The merge report as plain data (deterministic: no timings, so a rebuild writes the same bytes)."""
     import transformers
 
-    rows = [m.as_dict() for m in alignment.matches]
-    info = PRESETS[preset]
+    rows = [{k: v for k, v in m.as_dict().items() if k not in TIMING_KEYS} for m in alignment.matches]
     return {
         "method": "permutation",
-        "preset": preset,
-        "paper_id": info.paper_id,
-        "paper_average": info.paper_average,
-        "components": list(components),
-        "alpha": alpha,
-        "symmetry": "qkv_independent" not in components,
+        **setting_data(components, alpha),
         "seed": recipe.seed,
         "sources": dict(recipe.sources),
         "convention": "permutations.safetensors: new[i] = old[perm[i]] along every axis of model b mapped to the group",
@@ -50,7 +67,6 @@ def report_data(recipe, preset: str, components: Sequence[str], alpha: float, al
         "components_summary": _component_summary(rows),
         "groups": {row["name"]: row for row in rows},
         "function_drift": drift,
-        "seconds": {k: round(v, 3) for k, v in alignment.seconds.items()},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "recipe": recipe_dict(recipe),
     }
@@ -63,51 +79,134 @@ def write_report(out_dir: Path, data: dict) -> Path:
     return path
 
 
+def read_setting(directory: Path) -> Optional[dict]:
+    """The setting recorded in a merge directory's merge_report.json (None when there is no report).
+
+    The preset is re-derived from the recorded components and alpha, so reports written before
+    ``custom`` existed are judged by what was built, not by the name they carry.
+    """
+    path = Path(directory) / "merge_report.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+        components, alpha = report["components"], float(report["alpha"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a permutation merge report ({type(err).__name__}: {err})") from None
+    return setting_data(components, alpha)
+
+
+def _calibration_text(recipe: dict, calibration: dict) -> str:
+    spec = recipe.get("calibration") or {}
+    kinds = []
+    synthetic = spec.get("synthetic")
+    if synthetic:
+        kinds.append(f"synthetic audio generated from the seed ({synthetic['clips']} clips of {synthetic['seconds']:g} s, "
+                     f"{synthetic['speech_share']:.0%} speech-like, the rest music-like)")
+    if spec.get("dirs"):
+        kinds.append("audio files from " + ", ".join(f"`{d}`" for d in spec["dirs"]))
+    if spec.get("manifest"):
+        kinds.append(f"the files listed in `{spec['manifest']}`")
+    text = "Calibration audio: " + ("; ".join(kinds) or "none") + "."
+    if calibration:
+        text += (f" {calibration['clips_used']} clips were used, {calibration['seconds']:.1f} s of audio in total "
+                 f"({calibration['clips_skipped_silent']} silent and {calibration['clips_skipped_too_short']} too-short "
+                 "clips skipped).")
+    return text
+
+
+def _hf_ids(sources: Dict[str, str]) -> List[str]:
+    """Sources that look like Hugging Face ids (owner/name, not a local path or tiny: model)."""
+    return [s for s in sources.values() if s.count("/") == 1 and not s.startswith((".", "/", "~", "tiny:"))]
+
+
 def write_model_card(out_dir: Path, data: dict) -> Path:
-    """Write a model card README.md describing the merge."""
-    preset = PRESETS[data["preset"]]
-    lines = [
-        "---",
-        "library_name: transformers",
-        "tags: [hubert, model-merging, permutation-alignment, s3prl]",
-        "---",
-        f"# Merged HuBERT-family encoder ({data['preset']})",
+    """Write a Hugging Face model card README.md describing what was built and how to use it."""
+    alpha, components, sources = data["alpha"], data["components"], data["sources"]
+    preset = PRESETS.get(data["preset"])
+    front = ["---", "library_name: transformers", "tags: [hubert, audio, model-merging, permutation-alignment, s3prl]"]
+    bases = _hf_ids(sources)
+    if bases:
+        front.append("base_model: [" + ", ".join(bases) + "]")
+    front.append("---")
+    title = f"preset `{preset.name}`" if preset else "custom setting"
+    lines = front + [
+        f"# HuBERT-architecture encoder merged from two pre-trained models ({title})",
         "",
-        f"Correlation-permutation merge (seed 000, reference code {PAPER_URL}) built by `upstream_merged`.",
-        f"`merged = {data['alpha']:g} * a + {1 - data['alpha']:g} * permute(b)`, where `permute` aligns b's units to a's "
-        "by maximising activation correlation on calibration audio.",
+        "A self-supervised speech/music encoder with the HuBERT architecture whose weights are a merge of two "
+        "pre-trained models, made with the `upstream_merged` plugin for s3prl. No training was involved: the units of "
+        "model b were re-ordered to line up with those of model a, then the two sets of weights were averaged.",
         "",
-        f"- a (reference): `{data['sources']['a']}`",
-        f"- b (aligned): `{data['sources']['b']}`",
-        f"- preset: `{data['preset']}` - {preset.description}",
+        "## Sources",
+        "",
+        "| role | model | weight in the merge |",
+        "|---|---|---|",
+        f"| a (reference, kept in place) | `{sources['a']}` | {alpha:g} |",
+        f"| b (re-ordered onto a) | `{sources['b']}` | {1 - alpha:g} |",
+        "",
+        "## Method",
+        "",
+        "Correlation-permutation merging (reference code: " + PAPER_URL + "). Both models run on the same "
+        "calibration audio; for each group of interchangeable units, b's units are matched to a's by the correlation "
+        "of their activations (a linear assignment), b's weights are permuted accordingly, and the merged weights are "
+        f"`{alpha:g} * a + {1 - alpha:g} * permuted(b)`.",
+        "",
     ]
-    if preset.paper_id:
-        lines.append(f"- paper Table I setting {preset.paper_id}: average score {preset.paper_average} "
-                     f"(HuBERT {PAPER_REFERENCE['hubert']}, MERT {PAPER_REFERENCE['mert']})")
-    lines.append(f"- aligned components: {', '.join(data['components']) or 'none'}; seed {data['seed']}")
-    if not data["symmetry"]:
-        lines.append("- **Not function-preserving**: q, k and v are permuted independently (the paper's 'all' ablation);"
-                     " the permuted b computes a different function.")
+    if components:
+        lines.append("Units aligned before averaging:")
+        lines += [f"- {COMPONENT_WORDS.get(c, c)}" for c in components]
+    else:
+        lines.append("Nothing is aligned in this setting: the weights are averaged as they are.")
+    lines.append("")
+    if data["symmetry"]:
+        if components:
+            lines.append("Every permutation used is a symmetry of the architecture: the re-ordered b computes exactly "
+                         "what b computed.")
+    else:
+        lines.append("**Not function-preserving**: q, k and v are permuted independently, so the re-ordered b "
+                     "computes a different function from b (this is an ablation).")
     drift = data.get("function_drift") or {}
     if drift:
-        lines.append(f"- permuted b vs b on {drift['clips']} calibration clips: relative change of hidden states "
-                     f"{drift['relative_error']:.2e}")
+        lines.append(f"Measured on {drift['clips']} calibration clip(s): the re-ordered b's hidden states differ from "
+                     f"b's by {drift['relative_error']:.2e} (relative).")
+    lines += ["", "## Setting", ""]
+    if preset is not None and data.get("paper_table_i_id") is not None:
+        lines.append(f"This build is preset `{preset.name}`: {preset.description}. It is the setting listed as ID "
+                     f"{data['paper_table_i_id']} in Table I of the paper, which reports an average score of "
+                     f"{data['paper_reference_score']} for it (HuBERT Base alone: {PAPER_REFERENCE['hubert']}, "
+                     f"MERT-v0-public alone: {PAPER_REFERENCE['mert']}). That figure is {PAPER_SCORE_NOTE}.")
+    elif preset is not None:
+        lines.append(f"This build is preset `{preset.name}`: {preset.description}. The paper has no such setting, "
+                     "so no reference score applies.")
+    else:
+        lines.append(f"This is a custom setting (aligned: {', '.join(components) or 'nothing'}; weight of a "
+                     f"{alpha:g}) that equals none of the paper's Table I settings, so no paper score applies.")
+    lines += ["", "## Calibration data", "", _calibration_text(data.get("recipe") or {}, data.get("calibration") or {}),
+              f"Random seed of the build: {data['seed']} (clip order, frame subsampling and any synthetic audio)."]
     if data["components_summary"]:
-        lines += ["", "| component | groups | share moved | mean corr before | mean corr after |", "|---|---|---|---|---|"]
+        lines += ["", "| aligned units | groups | share of units moved | mean correlation before | after |",
+                  "|---|---|---|---|---|"]
         for name, row in data["components_summary"].items():
-            lines.append(f"| {name} | {row['groups']} | {row['moved_share']:.3f} | {row['corr_before']:.3f} | {row['corr_after']:.3f} |")
-        lines += ["", "Per-group figures are in `merge_report.json`; the permutations in `permutations.safetensors`."]
-    calibration = data.get("calibration") or {}
-    if calibration:
-        lines.append(f"Calibration: {calibration['clips_used']} clips, {calibration['seconds']:.1f} s of audio "
-                     f"({calibration['clips_skipped_silent']} silent and {calibration['clips_skipped_too_short']} too short skipped).")
+            lines.append(f"| {name} | {row['groups']} | {row['moved_share']:.3f} | {row['corr_before']:.3f} | "
+                         f"{row['corr_after']:.3f} |")
+        lines += ["", "Per-group figures are in `merge_report.json`, the permutations in `permutations.safetensors`."]
     lines += [
         "",
-        "## Use",
+        "## Use with s3prl",
+        "",
+        "Install `upstream_merged` (it adds its entries to s3prl's hub), then pass this directory with `-k`:",
+        "",
+        "```bash",
+        f"python run_downstream.py -m train -u {data['hub_entry']} -k /path/to/this/directory -d <task> ...",
         "```",
-        "python run_downstream.py -m train -u merged_hubert_mert -k <this directory> -d <task> ...",
-        "```",
-        "or `transformers.HubertModel.from_pretrained(<this directory>)`. The recipe that built it is `recipe.yaml`.",
+        "",
+        "Add `-f` to fine-tune the encoder. Outside s3prl it is a plain `transformers.HubertModel.from_pretrained(...)` "
+        "directory taking 16 kHz mono audio.",
+        "",
+        "## Reproduce",
+        "",
+        "`python -m upstream_merged merge recipe.yaml OUT` rebuilds this directory file for file from the recipe "
+        f"stored beside it (built with torch {data['versions']['torch']}, transformers {data['versions']['transformers']}).",
         "",
     ]
     path = Path(out_dir) / "README.md"
