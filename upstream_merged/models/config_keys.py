@@ -48,7 +48,9 @@ MERT_ALLOWED: Dict[str, str] = {
 # fairseq pre-training and masking options written by the original conversion.
 WAVLM_ALLOWED: Dict[str, str] = {
     **HUBERT_ALLOWED,
+    "feat_quantizer_dropout": "dropout of the pre-training quantizer, which the encoder does not have",
     "freeze_feat_extract_train": "fairseq fine-tuning switch; frozen backbones never train",
+    "mask_feature_min_masks": "SpecAugment option of wav2vec2-era configs (SpecAugment is always off here)",
     "mask_channel_length": "fairseq SpecAugment option (SpecAugment is always off here)",
     "mask_channel_min_space": "fairseq SpecAugment option (SpecAugment is always off here)",
     "mask_channel_other": "fairseq SpecAugment option (SpecAugment is always off here)",
