@@ -483,7 +483,7 @@ def read_beats_checkpoint(path: Path, allow_pickle: bool = False) -> Tuple[dict,
     cfg, state = blob["cfg"], blob["model"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: 'model' must be a state dict, got {type(state).__name__}")
-    return _plain_cfg(cfg, path) if allow_pickle else (dict(cfg) if isinstance(cfg, dict) else cfg), dict(state)
+    return _plain_cfg(cfg, path), dict(state)
 
 
 def _pos_conv_keys(state: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
