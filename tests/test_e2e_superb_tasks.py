@@ -1,0 +1,62 @@
+"""Stock s3prl run_downstream.py trains and evaluates hubert_tiny on the synthetic IC, SID and ER sets."""
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from upstream_merged.testing.s3prl_run import CONFIG_DIR, REPO_ROOT, run_downstream
+
+STEPS = 40  # the CPU-small configs: eval (dev + test) at steps 20 and 40
+
+# task -> (data fixture, tool module, prediction files the expert writes for the test split, test items)
+TASKS = {
+    "fluent_commands": ("fluent_commands_root", "make_fluent_commands", ["test_predict.csv", "test_truth.csv"], 17),
+    "voxceleb1": ("voxceleb1_root", "make_voxceleb1", ["test_predict.txt", "test_truth.txt"], 16),
+    "emotion": ("iemocap_root", "make_iemocap", ["test_fold1_predict.txt", "test_fold1_truth.txt"], 18),
+}
+
+
+def _tool(name):
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    return importlib.import_module(name)
+
+
+def _logged(expdir: Path, split: str) -> list:
+    """The '<split> at step N: value' lines the expert appends to <expdir>/log.log."""
+    text = (expdir / "log.log").read_text()
+    return [(int(step), float(value)) for step, value in re.findall(rf"^{split} at step (\d+): ([-0-9.eE]+)$", text, re.M)]
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_train_then_evaluate(task, request, tmp_path, plugin_cache_env):
+    fixture, tool, predictions, n_test = TASKS[task]
+    root = request.getfixturevalue(fixture)
+    expdir = tmp_path / "exp"
+    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", task, "-c", str(CONFIG_DIR / f"{task}_cpu_small.yaml"),
+                          "-p", str(expdir), "-o", _tool(tool).overrides(root)], env=plugin_cache_env).check()
+    dev, test = run.metric("dev acc"), run.metric("test acc")
+    assert len(dev) == 2 and len(test) == 2 and all(0.0 <= acc <= 1.0 for acc in dev + test)
+    assert _logged(expdir, "test") == [(20, pytest.approx(test[0])), (STEPS, pytest.approx(test[1]))]
+    assert (expdir / "dev-best.ckpt").is_file() and (expdir / f"states-{STEPS}.ckpt").is_file()
+    for name in predictions:
+        assert len((expdir / name).read_text().splitlines()) == n_test
+
+    best = dev.index(max(dev))  # the runner keeps the first strictly-better dev score
+    evaluation = run_downstream(["-m", "evaluate", "-e", str(expdir / "dev-best.ckpt"), "-t", "test"],
+                                env=plugin_cache_env).check()
+    assert evaluation.metric("test acc") == [pytest.approx(test[best], abs=1e-6)]
+
+
+def test_voxceleb1_file_lists_stay_out_of_site_packages(voxceleb1_root, tmp_path, plugin_cache_env):
+    import s3prl.downstream.voxceleb1 as stock
+
+    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "voxceleb1",
+                          "-c", str(CONFIG_DIR / "voxceleb1_cpu_small.yaml"), "-p", str(tmp_path / "exp"),
+                          "-o", _tool("make_voxceleb1").overrides(voxceleb1_root) + ",,config.runner.total_steps=2"],
+                         env=plugin_cache_env).check()
+    assert not (Path(stock.__file__).parent / ".cache").exists()
+    lists = sorted(Path(plugin_cache_env["UPSTREAM_MERGED_CACHE"]).glob("s3prl_file_lists/voxceleb1/*/*.pkl"))
+    assert {p.name for p in lists} >= {"train.pkl", "dev.pkl", "test.pkl"}
+    assert "there are 32 files found" in run.output  # 8 speakers x 2 train videos x 2 clips
