@@ -48,3 +48,40 @@ def plugin_cache_env(tmp_path_factory) -> dict:
     """Environment for subprocesses (stock s3prl runs) sharing the session's plugin cache."""
     return {"UPSTREAM_MERGED_CACHE": str(tmp_path_factory.getbasetemp() / "plugin_cache"), "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": "1"}
+
+
+def _superb_tool(name: str):
+    """Import one of the tools/make_*.py dataset builders."""
+    import importlib
+
+    tools = str(REPO_ROOT / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="session")
+def fluent_commands_root(tmp_path_factory) -> Path:
+    """A small synthetic Fluent Speech Commands set (tools/make_fluent_commands.py): 4/1/1 speakers x 17 commands."""
+    root = tmp_path_factory.getbasetemp() / "fluent_commands"
+    if not root.exists():
+        _superb_tool("make_fluent_commands").build(root, train_speakers=4, valid_speakers=1, test_speakers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def voxceleb1_root(tmp_path_factory) -> Path:
+    """A small synthetic VoxCeleb1 set with iden_split.txt (tools/make_voxceleb1.py): 8 speakers x 4 videos x 2 clips."""
+    root = tmp_path_factory.getbasetemp() / "voxceleb1"
+    if not root.exists():
+        _superb_tool("make_voxceleb1").build(root, speakers=8, videos=4, utterances=2, test_part_speakers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def iemocap_root(tmp_path_factory) -> Path:
+    """A small synthetic IEMOCAP-style corpus with s3prl's meta_data (tools/make_iemocap.py): 5 sessions x 20 clips."""
+    root = tmp_path_factory.getbasetemp() / "iemocap"
+    if not root.exists():
+        _superb_tool("make_iemocap").build(root, utterances=2)
+    return root
