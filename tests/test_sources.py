@@ -42,3 +42,28 @@ def test_tiny_models_are_written_once_and_reused():
 def test_bad_tiny_sources(bad):
     with pytest.raises(ValueError, match="tiny"):
         parse_tiny(bad)
+
+
+def test_unreadable_hf_cache_names_the_real_cause(tmp_path, monkeypatch):
+    """A cache that exists but cannot be read is reported as such, not as 'not in the cache'."""
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--someorg--somemodel"
+    (repo / "refs" / "main").mkdir(parents=True)  # refs/main must be a file: reading it fails
+    (repo / "snapshots").mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError) as err:
+        resolve_source("someorg/somemodel", what="test model")
+    message = str(err.value)
+    assert "could not be read" in message and "IsADirectoryError" in message and "-k DIR" in message
+    assert isinstance(err.value.__cause__, IsADirectoryError)
+
+
+def test_model_simply_absent_from_the_cache_still_says_how_to_get_it(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"):
+        resolve_source("someorg/othermodel", what="test model")
