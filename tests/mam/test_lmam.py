@@ -11,6 +11,7 @@ from mam_helpers import hidden_states, mam_recipe, merge_to, wavs
 from upstream_merged.mam.core import MAMError
 from upstream_merged.mam.learnable import find_lambda_states
 from upstream_merged.mam.upstream import learnable_upstream, merged_dir_upstream
+from upstream_merged.upstream.frozen_state import FINGERPRINT_KEY, FrozenStateMismatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
@@ -73,6 +74,25 @@ def test_state_dict_round_trip_restores_learned_lambda_and_outputs():
     assert find_lambda_states(trained.state_dict())["mam_lambda"] == pytest.approx(trained.lambdas)
     for a, b in zip(hidden_states(trained, wavs()), hidden_states(rebuilt, wavs())):
         assert torch.equal(a, b)
+
+
+def test_trainable_lambdas_saves_only_lambdas_and_refuses_another_target():
+    trained = _lmam(trainable="lambdas")
+    with torch.no_grad():
+        trained.mam_lambda.logits.add_(torch.tensor([0.5, -0.5]))
+    state = trained.state_dict()  # what s3prl's runner saves under -f
+    assert set(state) == {"mam_lambda.logits", "mam_lambda.layers", FINGERPRINT_KEY}
+    rebuilt = _lmam(trainable="lambdas")
+    rebuilt.load_state_dict(state, strict=True)
+    assert rebuilt.lambdas == pytest.approx(trained.lambdas)
+    for a, b in zip(hidden_states(trained, wavs()), hidden_states(rebuilt, wavs())):
+        assert torch.equal(a, b)
+    other_target = learnable_upstream(mam_recipe("tiny:hubert:1", "bert", learnable=True, lambda_init=0.05,
+                                                 trainable="lambdas"), entry="lmam_test")
+    with pytest.raises(FrozenStateMismatch, match="lmam_test refuses .*model 'target' has the same tensor names"):
+        other_target.load_state_dict(state)
+    with pytest.raises(FrozenStateMismatch, match="model 'target' of this upstream is not in the checkpoint"):
+        _lmam(trainable="lambdas").load_state_dict(_lmam().state_dict())  # trained with trainable: all
 
 
 def test_show_lambdas_reads_a_runner_checkpoint(tmp_path, capsys):
