@@ -1,0 +1,572 @@
+#!/usr/bin/env python
+"""Pretrain a small HuBERT-architecture encoder on a corpus of tools/make_pretrain_corpora.py.
+
+    python tools/pretrain_small.py CORPUS OUT --objective hubert|mert [--steps N] [--batch B] [--seed S]
+
+hubert (speech, HuBERT iteration 1): k-means (k=100) units of 39-dim MFCC+delta+delta-delta (100 Hz,
+every second frame -> 50 Hz), span masking (p=0.08, span 10), cross-entropy on masked frames with
+logits = cosine(projected output, learned unit embedding) / 0.1.
+mert (music, MERT style): the same masked prediction of two codebooks (k-means of log-mel, k-means of
+chroma) plus an MSE reconstruction of the masked frames' log-CQT.
+
+Both use the same HubertConfig (``ARCH``); ``--init-seed`` picks the random initialisation. OUT gets the
+encoder as a Hugging Face dir (config.json, model.safetensors, preprocessor_config.json), the
+training heads and k-means codebooks (pretrain_state.safetensors), train_log.jsonl, loss_curve.png and
+summary.json. ``--measure K`` times K steps and exits; ``--resume`` continues from OUT/checkpoint.pt.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+logger = logging.getLogger("pretrain_small")
+RATE = 16000
+HOP = 320  # the HuBERT CNN's total stride: one encoder frame per 320 samples (50 Hz)
+
+# The shipped small architecture (both encoders): HuBERT's CNN kernels/strides at reduced width.
+ARCH = dict(
+    conv_dim=[192] * 7,
+    conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+    conv_stride=[5, 2, 2, 2, 2, 2, 2],
+    conv_bias=False,
+    feat_extract_norm="group",
+    feat_proj_layer_norm=True,
+    do_stable_layer_norm=False,
+    hidden_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    num_conv_pos_embeddings=64,
+    num_conv_pos_embedding_groups=16,
+    hidden_dropout=0.1,
+    attention_dropout=0.1,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,
+    mask_time_prob=0.08,
+    mask_time_length=10,
+    mask_feature_prob=0.0,
+)
+# A few-second CPU test of the same code path.
+TEST_ARCH = dict(ARCH, conv_dim=[16] * 7, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
+                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+NORMALIZE = {"hubert": False, "mert": True}  # per-clip input normalisation, as HuBERT base / MERT ship it
+
+
+# ----------------------------------------------------------------------------- data
+def read_corpus(corpus: Path, domain: str) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
+    """Train and held-out audio of one domain, each concatenated into a float32 stream, plus the rows."""
+    import soundfile
+
+    manifest = corpus / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"{manifest} not found: write the corpus with tools/make_pretrain_corpora.py {corpus}")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["domain"] == domain]
+    if not rows:
+        raise SystemExit(f"{manifest} has no {domain} clips; regenerate it with --{domain}-minutes > 0")
+    streams = {}
+    for split in ("train", "heldout"):
+        parts = []
+        for row in rows:
+            if row["split"] != split:
+                continue
+            audio, rate = soundfile.read(str(corpus / row["path"]), dtype="float32")
+            if rate != RATE or audio.ndim != 1:
+                raise SystemExit(f"{row['path']}: expected 16 kHz mono, got {rate} Hz shape {audio.shape}")
+            parts.append(audio)
+        streams[split] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return streams["train"], streams["heldout"], rows
+
+
+def _frames(stream_len: int) -> int:
+    return stream_len // HOP
+
+
+def mfcc_features(stream: np.ndarray) -> np.ndarray:
+    """39-dim MFCC + delta + delta-delta at 100 Hz, every second frame: (frames at 50 Hz, 39)."""
+    import torchaudio
+
+    mfcc = torchaudio.transforms.MFCC(sample_rate=RATE, n_mfcc=13,
+                                      melkwargs=dict(n_fft=400, hop_length=HOP // 2, n_mels=23, center=True))
+    feats = []
+    for start in range(0, len(stream), RATE * 600):  # 10-minute chunks bound the STFT memory
+        chunk = torch.from_numpy(stream[start:start + RATE * 600])
+        m = mfcc(chunk)  # (13, T100)
+        d1 = torchaudio.functional.compute_deltas(m)
+        d2 = torchaudio.functional.compute_deltas(d1)
+        feats.append(torch.cat([m, d1, d2], 0).T[::2][: _frames(len(chunk))])  # (T50, 39)
+    return torch.cat(feats).numpy()
+
+
+def music_features(stream: np.ndarray) -> Dict[str, np.ndarray]:
+    """log-mel (64), chroma (12) and log-CQT (84 bins from C1) at 50 Hz, each (frames, dim)."""
+    import librosa
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=RATE, n_fft=1024, hop_length=HOP, n_mels=64, center=True)
+    out: Dict[str, List[np.ndarray]] = {"mel": [], "chroma": [], "cqt": []}
+    for start in range(0, len(stream), RATE * 300):
+        chunk = stream[start:start + RATE * 300]
+        n = _frames(len(chunk))
+        out["mel"].append(torch.log(mel(torch.from_numpy(chunk)) + 1e-6).T[:n].numpy())
+        cqt = np.abs(librosa.cqt(chunk, sr=RATE, hop_length=HOP, n_bins=84, bins_per_octave=12))
+        out["chroma"].append(librosa.feature.chroma_cqt(C=cqt, sr=RATE, hop_length=HOP).T[:n])
+        out["cqt"].append(librosa.amplitude_to_db(cqt, ref=1.0, top_db=None).T[:n])
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+
+
+def kmeans(data: np.ndarray, k: int, seed: int, iters: int = 30) -> np.ndarray:
+    """Seeded k-means (k-means++ init, Lloyd iterations) in torch; returns the (k, dim) centroids."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(data).float()
+    centroids = [x[torch.randint(len(x), (1,), generator=gen)].squeeze(0)]
+    dist = torch.full((len(x),), float("inf"))
+    for _ in range(1, k):
+        dist = torch.minimum(dist, ((x - centroids[-1]) ** 2).sum(1))
+        centroids.append(x[torch.multinomial(dist / dist.sum(), 1, generator=gen)].squeeze(0))
+    c = torch.stack(centroids)
+    for _ in range(iters):
+        assign = torch.cdist(x, c).argmin(1)
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).float()
+        empty = counts == 0  # keep an empty cluster's centroid where it was
+        c = torch.where(empty[:, None], c, sums / counts.clamp(min=1)[:, None])
+    return c.numpy()
+
+
+def assign_units(feats: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid per frame (int64)."""
+    c = torch.from_numpy(centroids)
+    out = [torch.cdist(torch.from_numpy(feats[i:i + 50000]), c).argmin(1) for i in range(0, len(feats), 50000)]
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class Targets:
+    """Per-50-Hz-frame training targets of a stream: unit ids per codebook and optional regression target."""
+
+    units: Dict[str, np.ndarray]  # codebook -> (frames,) int64
+    regress: Optional[np.ndarray] = None  # (frames, dim) standardised log-CQT (mert)
+
+
+def build_targets(objective: str, train: np.ndarray, heldout: np.ndarray, seed: int,
+                  max_kmeans_frames: int = 60000) -> Tuple[Targets, Targets, Dict[str, np.ndarray]]:
+    """Features -> standardise on train -> seeded k-means codebooks -> unit targets for both streams."""
+    if objective == "hubert":
+        feats = {"mfcc": (mfcc_features(train), mfcc_features(heldout))}
+        ks = {"mfcc": 100}
+    else:
+        tr, ho = music_features(train), music_features(heldout)
+        feats = {"mel": (tr["mel"], ho["mel"]), "chroma": (tr["chroma"], ho["chroma"]), "cqt": (tr["cqt"], ho["cqt"])}
+        ks = {"mel": 100, "chroma": 24}
+    state: Dict[str, np.ndarray] = {}
+    rng = np.random.default_rng(seed)
+    units_tr, units_ho = {}, {}
+    for name, (ftr, fho) in feats.items():
+        mean, std = ftr.mean(0), ftr.std(0) + 1e-5
+        ftr, fho = (ftr - mean) / std, (fho - mean) / std
+        state[f"{name}.mean"], state[f"{name}.std"] = mean, std
+        feats[name] = (ftr.astype(np.float32), fho.astype(np.float32))
+        if name not in ks:
+            continue
+        pick = rng.choice(len(ftr), size=min(len(ftr), max_kmeans_frames), replace=False)
+        centroids = kmeans(ftr[np.sort(pick)], ks[name], seed)
+        state[f"{name}.centroids"] = centroids
+        units_tr[name], units_ho[name] = assign_units(feats[name][0], centroids), assign_units(feats[name][1], centroids)
+        logger.info("k-means %s: k=%d on %d frames; largest unit holds %.1f%% of train frames", name, ks[name],
+                    len(pick), 100 * np.bincount(units_tr[name], minlength=ks[name]).max() / len(units_tr[name]))
+    regress = feats["cqt"] if objective == "mert" else (None, None)
+    return Targets(units_tr, regress[0]), Targets(units_ho, regress[1]), state
+
+
+# ----------------------------------------------------------------------------- model
+def conv_frames(samples: int, arch: dict) -> int:
+    """Frames the HuBERT CNN of ``arch`` produces for ``samples`` input samples."""
+    for kernel, stride in zip(arch["conv_kernel"], arch["conv_stride"]):
+        samples = (samples - kernel) // stride + 1
+    return samples
+
+
+class PretrainHeads(nn.Module):
+    """HuBERT's prediction head per codebook (projection + unit embeddings, cosine/0.1) and MERT's CQT head."""
+
+    def __init__(self, hidden: int, codebooks: Dict[str, int], regress_dim: int = 0, proj_dim: int = 256):
+        super().__init__()
+        self.proj = nn.ModuleDict({name: nn.Linear(hidden, proj_dim) for name in codebooks})
+        self.embed = nn.ParameterDict({name: nn.Parameter(torch.randn(k, proj_dim) * 0.02) for name, k in codebooks.items()})
+        self.regress = nn.Linear(hidden, regress_dim) if regress_dim else None
+
+    def logits(self, name: str, hidden: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of projected frames to every unit embedding, / 0.1: (N, k)."""
+        return F.cosine_similarity(self.proj[name](hidden)[:, None, :], self.embed[name][None], dim=-1) / 0.1
+
+
+def span_mask(batch: int, frames: int, gen: torch.Generator, prob: float = 0.08, span: int = 10) -> torch.Tensor:
+    """HuBERT/wav2vec 2.0 span mask: ~prob*frames random starts, each masking ``span`` frames; (B, T) bool."""
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    limit = max(1, frames - span)
+    n_starts = max(2, int(prob * frames + torch.rand(1, generator=gen).item()))
+    for b in range(batch):
+        for s in torch.randperm(limit, generator=gen)[:n_starts].tolist():
+            mask[b, s:s + span] = True
+    return mask
+
+
+def sample_batch(stream: np.ndarray, targets: Targets, batch: int, samples: int, frames: int,
+                 gen: torch.Generator, offsets: Optional[List[int]] = None):
+    """Random crops of ``samples`` starting on a 320-sample frame boundary, with their frame targets."""
+    max_frame = _frames(len(stream)) - frames - 1
+    if offsets is None:
+        offsets = torch.randint(0, max_frame, (batch,), generator=gen).tolist()
+    wav = torch.from_numpy(np.stack([stream[o * HOP:o * HOP + samples] for o in offsets]))
+    units = {n: torch.from_numpy(np.stack([u[o:o + frames] for o in offsets])) for n, u in targets.units.items()}
+    regress = None
+    if targets.regress is not None:
+        regress = torch.from_numpy(np.stack([targets.regress[o:o + frames] for o in offsets]))
+    return wav, units, regress
+
+
+def forward_loss(model, heads: PretrainHeads, wav: torch.Tensor, units: Dict[str, torch.Tensor],
+                 regress: Optional[torch.Tensor], mask: torch.Tensor, normalize: bool,
+                 cqt_weight: float = 1.0) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """Masked-prediction loss (CE per codebook, + CQT MSE when given) and per-codebook masked accuracy."""
+    if normalize:
+        wav = (wav - wav.mean(1, keepdim=True)) / (wav.std(1, keepdim=True) + 1e-7)
+    hidden = model(wav, mask_time_indices=mask).last_hidden_state  # (B, T, H)
+    masked = hidden[mask]  # (N, H)
+    loss = hidden.new_zeros(())
+    stats: Dict[str, float] = {}
+    for name, target in units.items():
+        logits = heads.logits(name, masked)
+        ce = F.cross_entropy(logits, target[mask])
+        loss = loss + ce
+        stats[f"ce_{name}"] = ce.item()
+        stats[f"acc_{name}"] = (logits.argmax(-1) == target[mask]).float().mean().item()
+    if regress is not None and heads.regress is not None:
+        mse = F.mse_loss(heads.regress(masked), regress[mask])
+        loss = loss + cqt_weight * mse
+        stats["mse_cqt"] = mse.item()
+    stats["loss"] = loss.item()
+    return loss, stats
+
+
+def build_model(arch: dict, init_seed: int):
+    """A HubertModel of ``arch`` with span masking enabled, randomly initialised from ``init_seed``."""
+    from transformers import HubertConfig, HubertModel
+
+    torch.manual_seed(init_seed)
+    config = HubertConfig(**arch, apply_spec_augment=True)
+    return HubertModel(config)
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: float = 0.08) -> float:
+    """Linear warm-up to ``peak`` over ``warmup`` of the run, then linear decay to 0 (HuBERT's schedule shape)."""
+    w = max(1, int(warmup * steps))
+    return peak * (step + 1) / w if step < w else peak * max(0.0, (steps - step) / max(1, steps - w))
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model, heads, stream, targets, arch, objective, seed, samples, windows: int = 48) -> Dict[str, float]:
+    """Masked-prediction loss/accuracy on fixed held-out crops with fixed masks (same every call)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 777)
+    frames = conv_frames(samples, arch)
+    max_frame = _frames(len(stream)) - frames - 1
+    offsets = np.linspace(0, max_frame, windows).astype(int).tolist()
+    totals: Dict[str, float] = {}
+    for i in range(0, windows, 16):
+        wav, units, regress = sample_batch(stream, targets, 0, samples, frames, gen, offsets[i:i + 16])
+        mask = span_mask(len(wav), frames, gen)
+        model.config.apply_spec_augment = True
+        _, stats = forward_loss(model, heads, wav, units, regress, mask, NORMALIZE[objective])
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + v * len(wav) / windows
+    model.train()
+    return totals
+
+
+def chance(targets: Targets) -> Dict[str, float]:
+    """Accuracy of always predicting the most frequent unit (the majority baseline) per codebook."""
+    return {name: float(np.bincount(u).max() / len(u)) for name, u in targets.units.items()}
+
+
+# ----------------------------------------------------------------------------- linear probe
+def probe_labels(rows: List[dict], domain: str) -> Dict[str, List]:
+    """Clip-level categorical labels to probe: accent/variant for speech, every 2-40-valued label for music."""
+    if domain == "speech":
+        voices = [r["labels"]["voice"] for r in rows]
+        return {"accent": [v.split("+")[0] for v in voices], "variant": [v.partition("+")[2] or "-" for v in voices]}
+    table: Dict[str, List] = {}
+    for key in sorted(rows[0]["labels"]):
+        values = [r["labels"].get(key) for r in rows]
+        if all(isinstance(v, (str, int, bool)) for v in values) and 2 <= len(set(values)) <= 40:
+            table[key] = values
+    return table
+
+
+@torch.no_grad()
+def pooled_layers(model, corpus: Path, rows: List[dict], normalize: bool, seconds: float = 4.0) -> np.ndarray:
+    """Mean-pooled hidden states of every layer for the first ``seconds`` of each clip: (clips, layers, H)."""
+    import soundfile
+
+    model.eval()
+    model.config.apply_spec_augment = False
+    feats = []
+    for row in rows:
+        audio, _ = soundfile.read(str(corpus / row["path"]), dtype="float32")
+        wav = torch.from_numpy(audio[: int(seconds * RATE)])[None]
+        if normalize:
+            wav = (wav - wav.mean()) / (wav.std() + 1e-7)
+        states = model(wav, output_hidden_states=True).hidden_states
+        feats.append(torch.stack([h[0].mean(0) for h in states]).numpy())
+    model.config.apply_spec_augment = True
+    return np.stack(feats)
+
+
+def linear_probe(feats: np.ndarray, labels: List, seed: int) -> float:
+    """5-fold cross-validated accuracy of a standardised logistic regression on ``feats``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.5))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    return float(cross_val_score(clf, feats, np.asarray([str(v) for v in labels]), cv=folds).mean())
+
+
+def probe(models: Dict[str, nn.Module], corpus: Path, rows: List[dict], domain: str, normalize: bool,
+          seed: int, clips: int = 300) -> Dict[str, dict]:
+    """Per model and label: probe accuracy of the last layer and of the best layer, and the majority share."""
+    rng = np.random.default_rng(seed)
+    rows = [rows[i] for i in np.sort(rng.choice(len(rows), size=min(clips, len(rows)), replace=False))]
+    labels = probe_labels(rows, domain)
+    results: Dict[str, dict] = {}
+    for key, values in labels.items():
+        counts = {v: values.count(v) for v in set(values)}
+        keep = [i for i, v in enumerate(values) if counts[v] >= 5]  # StratifiedKFold needs 5 per class
+        if len({values[i] for i in keep}) < 2:
+            continue
+        results[key] = {"classes": len({values[i] for i in keep}), "clips": len(keep),
+                        "majority": max(counts[values[i]] for i in keep) / len(keep)}
+    for name, model in models.items():
+        feats = pooled_layers(model, corpus, rows, normalize)
+        for key in results:
+            values = labels[key]
+            counts = {v: values.count(v) for v in set(values)}
+            keep = [i for i, v in enumerate(values) if counts[v] >= 5]
+            per_layer = [linear_probe(feats[keep, layer], [values[i] for i in keep], seed) for layer in range(feats.shape[1])]
+            results[key][name] = {"last": round(per_layer[-1], 4), "best": round(max(per_layer), 4),
+                                  "best_layer": int(np.argmax(per_layer))}
+    return results
+
+
+# ----------------------------------------------------------------------------- output
+def save_encoder(model, out: Path, objective: str) -> None:
+    """Write the encoder as a Hugging Face HubertModel directory (safetensors)."""
+    from upstream_merged.testing.tiny_hubert import write_hubert_dir
+
+    model.config.apply_spec_augment = False
+    write_hubert_dir(out, model, normalize=NORMALIZE[objective])
+    model.config.apply_spec_augment = True
+
+
+def plot_curves(log: List[dict], path: Path, title: str) -> None:
+    """Training loss (smoothed), held-out loss and held-out masked accuracy against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in log if r["kind"] == "train"]
+    held = [r for r in log if r["kind"] == "eval"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [r["step"] for r in train]
+    loss = np.array([r["loss"] for r in train])
+    axes[0].plot(steps, loss, alpha=0.3, label="train (batch)")
+    if len(loss) >= 10:
+        kernel = np.ones(10) / 10
+        axes[0].plot(steps[9:], np.convolve(loss, kernel, mode="valid"), label="train (mean of 10)")
+    axes[0].plot([r["step"] for r in held], [r["loss"] for r in held], "o-", label="held-out")
+    axes[0].set_xlabel("step"), axes[0].set_ylabel("loss"), axes[0].legend(), axes[0].set_title(title)
+    for key in sorted(k for k in (held[0] if held else {}) if k.startswith("acc_")):
+        axes[1].plot([r["step"] for r in held], [r[key] for r in held], "o-", label=f"held-out masked {key[4:]}")
+        if f"chance_{key[4:]}" in held[0]:
+            axes[1].axhline(held[0][f"chance_{key[4:]}"], ls="--", lw=1, color="gray")
+    axes[1].set_xlabel("step"), axes[1].set_ylabel("accuracy (dashed: majority unit)"), axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--objective", choices=["hubert", "mert"], required=True)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop-seconds", type=float, default=2.0)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0, help="data order, masks and k-means")
+    parser.add_argument("--init-seed", type=int, default=None, help="random init (default: 1 hubert, 2 mert)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--measure", type=int, default=0, help="time this many steps, print s/step, exit")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="only run the linear probe of OUT/encoder vs its random init (writes OUT/probe.json)")
+    parser.add_argument("--probe-clips", type=int, default=300)
+    parser.add_argument("--arch", choices=["small", "test"], default="small")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(args.threads)
+    arch = ARCH if args.arch == "small" else TEST_ARCH
+    init_seed = args.init_seed if args.init_seed is not None else {"hubert": 1, "mert": 2}[args.objective]
+    out: Path = args.out
+    if args.probe_only:
+        return run_probe(args, arch, init_seed)
+    if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure):
+        parser.error(f"{out} is not empty; pass --force to replace it or --resume to continue")
+    if args.force and not args.resume and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    start = time.time()
+    domain = "speech" if args.objective == "hubert" else "music"
+    train, heldout, _ = read_corpus(args.corpus, domain)
+    logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)
+    t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed)
+    prep_seconds = time.time() - start
+    logger.info("targets ready in %.0f s; majority-unit accuracy on held-out: %s", prep_seconds, chance(t_held))
+
+    model = build_model(arch, init_seed)
+    model.train()
+    codebooks = {name: len(kstate[f"{name}.centroids"]) for name in t_train.units}
+    regress_dim = t_train.regress.shape[1] if t_train.regress is not None else 0
+    torch.manual_seed(init_seed + 1000)
+    heads = PretrainHeads(arch["hidden_size"], codebooks, regress_dim)
+    params = list(model.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    samples = int(args.crop_seconds * RATE)
+    frames = conv_frames(samples, arch)
+    log: List[dict] = []
+    first = 0
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"]), heads.load_state_dict(ckpt["heads"]), opt.load_state_dict(ckpt["opt"])
+        first, log = ckpt["step"], ckpt["log"]
+        logger.info("resumed at step %d", first)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("encoder: %.2f M parameters; %d frames per %.1f s crop; batch %d; steps %d",
+                n_params / 1e6, frames, args.crop_seconds, args.batch, args.steps)
+    chance_held = chance(t_held)
+    if first == 0 and not args.measure:
+        ev = evaluate(model, heads, heldout, t_held, arch, args.objective, args.seed, samples)
+        log.append({"kind": "eval", "step": 0, **ev, **{f"chance_{k}": v for k, v in chance_held.items()}})
+        logger.info("step 0 held-out %s", {k: round(v, 4) for k, v in ev.items()})
+    steps = args.measure or args.steps
+    t0, step_times = time.time(), []
+    for step in range(first, steps):
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # the batch depends on the step only
+        wav, units, regress = sample_batch(train, t_train, args.batch, samples, frames, gen)
+        mask = span_mask(args.batch, frames, gen)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, args.lr)
+        ts = time.time()
+        loss, stats = forward_loss(model, heads, wav, units, regress, mask, NORMALIZE[args.objective])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 10.0).item()
+        opt.step()
+        step_times.append(time.time() - ts)
+        if not math.isfinite(stats["loss"]):
+            raise SystemExit(f"loss is {stats['loss']} at step {step}; lower --lr")
+        if step % args.log_every == 0 or step == steps - 1:
+            row = {"kind": "train", "step": step, "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm,
+                   "sec_per_step": float(np.median(step_times[-args.log_every:])), **stats}
+            log.append(row)
+            logger.info("step %d %s", step, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+        if args.measure:
+            continue
+        done = step + 1
+        if done % args.eval_every == 0 or done == steps:
+            ev = evaluate(model, heads, heldout, t_held, arch, args.objective, args.seed, samples)
+            log.append({"kind": "eval", "step": done, **ev, **{f"chance_{k}": v for k, v in chance_held.items()}})
+            logger.info("step %d held-out %s", done, {k: round(v, 4) for k, v in ev.items()})
+        if done % args.checkpoint_every == 0 and done < steps:
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
+                        "step": done, "log": log}, tmp)
+            os.replace(tmp, ckpt_path)
+    if args.measure:
+        print(f"median {np.median(step_times[1:] or step_times):.3f} s/step over {len(step_times)} steps "
+              f"(batch {args.batch} x {args.crop_seconds} s; target prep {prep_seconds:.0f} s)")
+        return 0
+    train_seconds = time.time() - t0
+    from safetensors.numpy import save_file
+
+    encoder_dir = out / "encoder"
+    save_encoder(model, encoder_dir, args.objective)
+    head_state = {f"heads.{k}": v.detach().numpy() for k, v in heads.state_dict().items()}
+    save_file({**head_state, **{f"targets.{k}": np.ascontiguousarray(v) for k, v in kstate.items()}},
+              str(out / "pretrain_state.safetensors"))
+    (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    plot_curves(log, out / "loss_curve.png", f"{args.objective} objective, small HuBERT ({n_params / 1e6:.1f} M)")
+    final = [r for r in log if r["kind"] == "eval"][-1]
+    summary = {"objective": args.objective, "domain": domain, "steps": steps, "batch": args.batch,
+               "crop_seconds": args.crop_seconds, "lr": args.lr, "seed": args.seed, "init_seed": init_seed,
+               "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
+               "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
+               "median_sec_per_step": round(float(np.median(step_times)), 3),
+               "heldout_final": final, "heldout_chance": chance_held, "arch": arch,
+               "argv": sys.argv[1:] if argv is None else list(argv)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ckpt_path.unlink(missing_ok=True)
+    run_probe(args, arch, init_seed)
+    logger.info("done: %d steps in %.0f s (+ %.0f s targets); encoder in %s", steps, train_seconds, prep_seconds, encoder_dir)
+    return 0
+
+
+def run_probe(args, arch: dict, init_seed: int) -> int:
+    """Probe OUT/encoder against the same architecture at its random init; write OUT/probe.json."""
+    from upstream_merged.models.hubert import load_hubert_family
+
+    domain = "speech" if args.objective == "hubert" else "music"
+    _, _, rows = read_corpus(args.corpus, domain)
+    trained = load_hubert_family(args.out / "encoder").model
+    models = {"pretrained": trained, "random_init": build_model(arch, init_seed)}
+    start = time.time()
+    result = probe(models, args.corpus, rows, domain, NORMALIZE[args.objective], args.seed, args.probe_clips)
+    logger.info("linear probe (%.0f s): %s", time.time() - start, json.dumps(result))
+    (args.out / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
