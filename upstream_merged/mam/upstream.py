@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch import nn
 
+from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.mam.build import BEATS_FILE, load_pair, read_report
 from upstream_merged.mam.learnable import LAMBDA_MODULE, LambdaBank, attach_learnable, freeze_all_but_lambdas
 from upstream_merged.mam.loading import AttentionModel
@@ -76,6 +77,7 @@ def frozen_part(trainable: str) -> Callable[[str], Optional[str]]:
     return part_of
 
 
+@without_global_rng_effects  # model construction draws from torch's RNG; λ starts at lambda_init, not at random
 def learnable_upstream(recipe: MAMRecipe, entry: Optional[str] = None) -> LearnableMAMUpstream:
     """Build an L-MAM upstream from the recipe's sources (λ starts at ``lambda_init``; no random init).
 

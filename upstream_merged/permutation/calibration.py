@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
 from upstream_merged.permutation.spec import PermutationSpec, Probe
@@ -171,6 +172,7 @@ class Calibrator:
         self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
 
     # -- the pass -------------------------------------------------------------------------------
+    @without_global_rng_effects  # transformers' HuBERT encoder draws torch.rand([]) (layerdrop) on every forward
     def run(self, refs: Sequence[ClipRef], clip_seconds: float, batch_size: int, progress: bool = True) -> CalibrationResult:
         """Calibrate on this rank's share of ``refs`` (all of them without torch.distributed) and all-reduce."""
         rank, world = _rank_and_world()

@@ -3,11 +3,16 @@
 s3prl (test/test_upstream.py) feeds ``s3prl.util.pseudo_data.get_pseudo_wavs`` — 16 kHz wavs that
 *require grad* — through ``forward`` and ``backward`` for batches of 1, 2 and 3 short wavs, and builds
 its ``Featurizer`` on the upstream. :func:`assert_upstream_contract` runs all of it on one upstream.
+Building an upstream must also leave s3prl's seeded global state alone (:func:`assert_keeps_global_state`).
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+import os
+import random
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence, TypeVar
 
+import numpy as np
 import torch
 
 from upstream_merged.core.rng import isolated_rng
@@ -15,6 +20,7 @@ from upstream_merged.core.rng import isolated_rng
 SAMPLE_RATE = 16000
 BATCH_SIZES = (1, 2, 3)
 SHORT_SECONDS = 0.05  # the shortest wav s3prl's tests use
+T = TypeVar("T")
 
 
 def pseudo_wavs(n: int, seconds: float = SHORT_SECONDS, seed: int = 0) -> List[torch.Tensor]:
@@ -88,3 +94,39 @@ def assert_upstream_contract(upstream: torch.nn.Module) -> None:
     assert_deterministic_and_same_layers(upstream, pseudo_wavs(2, seconds=0.3, seed=100))
     assert_forward_backward(upstream)
     assert_featurizer_builds(upstream)
+
+
+@dataclass
+class GlobalState:
+    """What building an entry must leave untouched: the global RNGs of torch, numpy and ``random``, and os.environ."""
+
+    torch_rng: torch.Tensor
+    numpy_rng: tuple
+    python_rng: tuple
+    environ: Dict[str, str]
+
+    @classmethod
+    def capture(cls) -> "GlobalState":
+        """The current global state."""
+        return cls(torch.get_rng_state(), np.random.get_state(), random.getstate(), dict(os.environ))
+
+    def changed(self, other: "GlobalState") -> List[str]:
+        """Names of the parts that differ between two captures (empty: nothing changed)."""
+        numpy_same = all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                         for a, b in zip(self.numpy_rng, other.numpy_rng))
+        parts = {
+            "torch RNG": torch.equal(self.torch_rng, other.torch_rng),
+            "numpy RNG": numpy_same,
+            "random RNG": self.python_rng == other.python_rng,
+            "os.environ": self.environ == other.environ,
+        }
+        return [name for name, same in parts.items() if not same]
+
+
+def assert_keeps_global_state(build: Callable[[], T], what: str) -> T:
+    """Run ``build()`` and fail, naming the part, if it changed a global RNG state or an environment variable."""
+    before = GlobalState.capture()
+    result = build()
+    changed = before.changed(GlobalState.capture())
+    assert not changed, f"{what} changed the global {', '.join(changed)}"
+    return result
