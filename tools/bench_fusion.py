@@ -5,13 +5,20 @@ Prints, measured in this run:
    (goal: interface overhead <= 5%), and the aligner + interface time alone as a share of that sum.
 2. Whisper encoder: time for a short clip encoded with context="clip" (no 30 s padding) vs
    context="padded" (the WhisperFeatureExtractor reference), and how far the clip outputs move.
+3. With --checkpoint-size only: the size of what stock ``run_downstream.py -f`` saves for
+   fusion_hubert_wavlm_hconv ({"Upstream": upstream.state_dict(), "Optimizer": AdamW state, ...}),
+   with the backbones' fingerprint (now) vs with the backbone tensors (before), and the time the
+   fingerprint adds to building the upstream.
 
     python tools/bench_fusion.py                 # HuBERT Base, WavLM Base+, Whisper-base sizes
     python tools/bench_fusion.py --tiny          # seconds-long smoke run with the tiny test sizes
+    python tools/bench_fusion.py --checkpoint-size [--tiny]
 """
 from __future__ import annotations
 
 import argparse
+import io
+import statistics
 import time
 from typing import Callable, Dict, List
 
@@ -21,12 +28,13 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoi
 
 from upstream_merged.fusion.align import target_frames
 from upstream_merged.fusion.backbones import FrozenBackbone
-from upstream_merged.fusion.model import FusionUpstream
+from upstream_merged.fusion.model import BACKBONE_PREFIX, FusionUpstream
 from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.fusion.whisper import WhisperEncoderUpstream
 from upstream_merged.models.whisper import WhisperFrontendConfig
 from upstream_merged.testing.tiny_fusion import TINY_WAVLM, TINY_WHISPER
 from upstream_merged.testing.tiny_hubert import TINY_HUBERT
+from upstream_merged.upstream.frozen_state import digest_tensors
 from upstream_merged.upstream.hubert import HubertFamilyUpstream
 
 NO_DROP = dict(layerdrop=0.0, apply_spec_augment=False)
@@ -125,8 +133,49 @@ def bench_whisper(backbone: FrozenBackbone, seconds: float, repeats: int) -> Non
           + " ".join(f"{e:.2f}" for e in error))
 
 
+def saved_bytes(states: Dict[str, object]) -> int:
+    """Bytes ``torch.save`` writes for ``states`` (as the runner saves states-*.ckpt / dev-best.ckpt)."""
+    buffer = io.BytesIO()
+    torch.save(states, buffer)
+    return buffer.tell()
+
+
+def bench_checkpoint_size(backbones: Dict[str, FrozenBackbone], repeats: int) -> None:
+    """What a stock -f run saves for fusion_hubert_wavlm_hconv: backbone fingerprint (now) vs backbone tensors (before)."""
+    pair = {role: backbones[role] for role in ("hubert", "wavlm")}
+    model = FusionUpstream(pair, FusionSpec(interface="hconv"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)  # the SUPERB recipes' optimizer; state for trained tensors only
+    for parameter in trainable:
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    now = model.state_dict()
+    before = {**{f"{BACKBONE_PREFIX}{k}": v for k, v in model.backbones.state_dict().items()},
+              **model.interface_state_dict()}  # what state_dict() returned before the fingerprint
+    rest = {"Optimizer": optimizer.state_dict(), "Step": 1, "Epoch": 0}
+    mib = 2 ** 20
+    rows = [("Upstream only", saved_bytes({"Upstream": before}), saved_bytes({"Upstream": now})),
+            ("Upstream + Optimizer", saved_bytes({"Upstream": before, **rest}), saved_bytes({"Upstream": now, **rest}))]
+    interface = sum(p.numel() for p in trainable)
+    frozen = sum(p.numel() for p in model.backbones.parameters())
+    print(f"fusion_hubert_wavlm_hconv -f checkpoint: interface {interface:,} values, backbones {frozen:,} values "
+          f"({len(now)} saved tensors now, {len(before)} before)")
+    for what, old, new in rows:
+        print(f"  {what:22s} before {old / mib:8.1f} MiB ({old / 1e9:.3f} GB)   now {new / mib:7.2f} MiB   "
+              f"-> {old / new:.0f}x smaller")
+    state = model.backbones.state_dict()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        digest_tensors(state.items())
+        times.append(time.perf_counter() - start)
+    hashed = sum(t.numel() * t.element_size() for t in state.values()) / mib
+    print(f"  fingerprint of the backbones at build (sha256 over {hashed:.0f} MiB): "
+          f"median {statistics.median(times):.2f} s wall over {repeats} runs")
+
+
 def main() -> None:
-    """Parse arguments and run both benchmarks."""
+    """Parse arguments and run the benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny test sizes (smoke run)")
     parser.add_argument("--batch", type=int, default=2)
@@ -135,11 +184,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadier on a shared machine)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="process CPU time or wall time")
+    parser.add_argument("--checkpoint-size", action="store_true",
+                        help="only measure the -f checkpoint of fusion_hubert_wavlm_hconv (before/now) and the fingerprint time")
     args = parser.parse_args()
     global _now
     _now = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     backbones = build_backbones(args.tiny)
+    if args.checkpoint_size:
+        print(f"sizes: {'tiny' if args.tiny else 'base (HuBERT Base, WavLM Base+)'}; random weights")
+        bench_checkpoint_size(backbones, args.repeats)
+        return
     size = "tiny" if args.tiny else "base (HuBERT Base, WavLM Base+, Whisper-base encoder)"
     print(f"sizes: {size}; batch {args.batch} x {args.seconds:g} s; fastest of {args.repeats}; "
           f"{args.threads} thread(s); {args.clock} time")
