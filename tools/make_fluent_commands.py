@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="parallel synthesis jobs")
     args = parser.parse_args(argv)
     code = tool_main(lambda: build(args.out, args.train_speakers, args.valid_speakers, args.test_speakers,
-                                   args.repeats, args.workers), args.out)
+                                   args.repeats, args.workers))
     if code == 0:
         print(f"run_downstream.py -d fluent_commands -o \"{overrides(args.out)}\"")
     return code

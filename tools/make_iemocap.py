@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sentence generator")
     parser.add_argument("--workers", type=int, default=2, help="parallel synthesis jobs")
     args = parser.parse_args(argv)
-    code = tool_main(lambda: build(args.out, args.utterances, args.seed, args.workers), args.out)
+    code = tool_main(lambda: build(args.out, args.utterances, args.seed, args.workers))
     if code == 0:
         print(f"run_downstream.py -d emotion -o \"{overrides(args.out)}\"")
     return code

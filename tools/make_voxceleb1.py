@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     code = tool_main(lambda: build(args.out, args.speakers, args.videos, args.utterances, args.test_part_speakers,
-                                   args.seed, args.workers), args.out)
+                                   args.seed, args.workers))
     if code == 0:
         print(f"run_downstream.py -d voxceleb1 -o \"{overrides(args.out)}\"")
     return code
