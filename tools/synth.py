@@ -61,63 +61,6 @@ def synthesize_all(jobs: Sequence[Tuple[str, Speaker, Path, tuple]], workers: in
         list(pool.map(lambda job: speak(job[0], job[1], job[2], sox_effects=job[3]), jobs))
 
 
-def tool_main(build: Callable[[], object], out: Path) -> int:
-    """Run a dataset builder for a CLI: missing programs and a non-empty output become exit code 2."""
-    try:
-        build()
-    except (FileExistsError, RuntimeError) as err:  # incl. ToolMissingError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-import hashlib  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from typing import Callable, Iterator, Sequence, Tuple  # noqa: E402
-
-# Helpers for the SUPERB dataset tools (make_fluent_commands.py, make_voxceleb1.py, make_iemocap.py).
-
-
-def stable_id(material: str, length: int, alphabet: str = "0123456789abcdef") -> str:
-    """A deterministic pseudo-random id of ``length`` characters from ``alphabet`` (sha256 of ``material``)."""
-    number = int(hashlib.sha256(material.encode()).hexdigest(), 16)
-    chars = []
-    for _ in range(length):
-        number, digit = divmod(number, len(alphabet))
-        chars.append(alphabet[digit])
-    return "".join(chars)
-
-
-@contextmanager
-def atomic_output_dir(out: Path) -> Iterator[Path]:
-    """Yield a temp dir next to ``out`` and rename it to ``out`` on success; nothing is left on error.
-
-    Refuses a non-empty ``out`` (an empty one is replaced).
-    """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"output directory {out} is not empty; remove it or choose another")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def synthesize_all(jobs: Sequence[Tuple[str, Speaker, Path, tuple]], workers: int) -> None:
-    """Run :func:`speak` for every (text, speaker, path, sox effects) job, ``workers`` at a time."""
-    for job in jobs:
-        job[2].parent.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(lambda job: speak(job[0], job[1], job[2], sox_effects=job[3]), jobs))
-
-
 def tool_main(build: Callable[[], object]) -> int:
     """Run a dataset builder for a CLI: missing programs and a non-empty output become exit code 2."""
     try:
