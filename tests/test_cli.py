@@ -33,3 +33,36 @@ def test_merge_with_unknown_method_is_a_clean_error(tmp_path, capsys):
     assert main(["merge", str(recipe), str(tmp_path / "out")]) == 2
     assert "method must be one of" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_global_flags_are_accepted_on_either_side_of_the_subcommand():
+    from upstream_merged.__main__ import parse_args
+
+    for argv in (["--quiet", "merge", "r.yaml", "out"], ["merge", "r.yaml", "out", "--quiet"],
+                 ["merge", "--quiet", "r.yaml", "out"]):
+        args = parse_args(argv)
+        assert args.quiet is True and args.verbose is False, argv
+    for argv in (["-v", "entries"], ["entries", "-v"], ["entries", "--verbose"]):
+        assert parse_args(argv).verbose is True, argv
+    args = parse_args(["merge", "r.yaml", "out"])
+    assert args.quiet is False and args.verbose is False
+
+
+def test_verbose_and_quiet_together_are_refused_wherever_given(capsys):
+    import pytest
+
+    for argv in (["-v", "--quiet", "entries"], ["-v", "merge", "r.yaml", "out", "--quiet"], ["entries", "--quiet", "-v"]):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+        assert "exclude each other" in capsys.readouterr().err
+
+
+def test_quiet_after_the_subcommand_takes_effect(tmp_path, capsys, monkeypatch):
+    import logging
+
+    levels = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"]))
+    assert main(["merge", str(tmp_path / "none.yaml"), str(tmp_path / "out"), "--quiet"]) == 2
+    assert main(["entries", "-v"]) == 0
+    assert levels == [logging.WARNING, logging.DEBUG]

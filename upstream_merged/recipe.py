@@ -75,18 +75,32 @@ def methods() -> Dict[str, MethodSpec]:
     return dict(_METHODS)
 
 
+_UNION_TAGS = {"float", "int", "str", "bool"}  # pydantic names union members in an error's loc; not keys
+
+
+def _key(loc) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))]
+    return ".".join(parts) or "<top>"
+
+
 def _format_validation(err: ValidationError, source: str) -> str:
-    problems = []
+    problems: Dict[str, list] = {}
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "<top>"
-        problem = f"{where}: {item['msg']}"
+        messages, value = problems.setdefault(_key(item["loc"]), [[], None])
+        if item["msg"] not in messages:
+            messages.append(item["msg"])
         if item["type"].endswith("_type") and not isinstance(item.get("input"), (dict, list)):
-            value = item.get("input")
-            problem += f", got {value!r} ({type(value).__name__})"
-            if isinstance(value, str):
+            problems[_key(item["loc"])][1] = ("input", item.get("input"))
+    lines = []
+    for key, (messages, value) in problems.items():
+        rest = [m[len("Input should be "):] if m.startswith("Input should be ") else m for m in messages[1:]]
+        problem = f"{key}: " + " or ".join(messages[:1] + rest)
+        if value is not None:
+            problem += f", got {value[1]!r} ({type(value[1]).__name__})"
+            if isinstance(value[1], str):
                 problem += "; write the value without quotes"
-        problems.append(problem)
-    return f"invalid recipe {source}: " + "; ".join(problems)
+        lines.append(problem)
+    return f"invalid recipe {source}: " + "; ".join(lines)
 
 
 def parse_recipe(data: Any, source: str = "<recipe>") -> RecipeBase:

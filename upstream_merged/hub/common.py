@@ -45,6 +45,12 @@ def refuse_ckpt_with_model_config(entry: str, ckpt: Optional[str], model_config:
         )
 
 
+def refuse_model_config(entry: str, model_config: Optional[str], why: str) -> None:
+    """Refuse -g on an entry that has no use for it (it would be silently ignored)."""
+    if model_config:
+        raise EntryArgumentError(f"{entry} takes no -g (got -g {model_config}): {why}")
+
+
 def choose_recipe(ckpt: Optional[str], model_config: Optional[str], default_recipe: Optional[str],
                   method: str, entry: str = "this entry") -> RecipeBase:
     """The recipe for an entry: -g (model_config) or a YAML passed as -k, else the packaged default.

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Dict, Optional
 
 from upstream_merged.fusion.spec import NEEDS_FINETUNE_FLAG
-from upstream_merged.hub.common import choose_recipe, is_recipe_file
+from upstream_merged.hub.common import choose_recipe, is_recipe_file, refuse_ckpt_with_model_config
 from upstream_merged.registry import hub_entry
 
 if TYPE_CHECKING:  # model code (transformers' Whisper/WavLM) is imported on first use, not with s3prl.hub
@@ -43,9 +43,8 @@ def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_re
     from upstream_merged.fusion.build import fusion_upstream_from_recipe
     from upstream_merged.fusion.fused_dir import is_fused_dir, load_fused_dir
 
+    refuse_ckpt_with_model_config(entry, ckpt, model_config, ckpt_what="a fused-model directory")
     if ckpt and not is_recipe_file(ckpt):
-        if model_config:
-            raise ValueError(f"{entry}: give either -k FUSED_DIR or -g RECIPE, not both")
         if not is_fused_dir(ckpt):
             raise ValueError(
                 f"{entry}: -k {ckpt} is neither a recipe YAML nor a fused-model directory (no fusion.json). "
