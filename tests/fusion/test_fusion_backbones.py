@@ -107,3 +107,47 @@ def test_mert_backbone_at_24khz_fuses_on_the_16khz_grid(tmp_path):
     with torch.no_grad():
         (hidden,) = fused([torch.randn(8000), torch.randn(5000)])["hidden_states"]
     assert hidden.shape == (2, 25, 32)
+
+
+def _linear_by_hand(features, frames):
+    """(B, T, D) -> (B, frames, D): linear interpolation with half-sample centres, written out index by index."""
+    length = features.shape[1]
+    out = []
+    for i in range(frames):
+        position = max((i + 0.5) * length / frames - 0.5, 0.0)
+        low = min(int(position), length - 1)
+        high = min(low + 1, length - 1)
+        weight = position - low
+        out.append((1 - weight) * features[:, low] + weight * features[:, high])
+    return torch.stack(out, dim=1)
+
+
+def test_mert_24khz_backbone_values_match_resample_model_and_interpolation_by_hand(tmp_path):
+    """The fusion entry's MERT-v1 (24 kHz) states vs torchaudio resampling + the model + a hand-written interpolation."""
+    import torchaudio
+    import yaml
+    from transformers import Wav2Vec2FeatureExtractor
+
+    recipe = {"method": "fusion", "interface": "gumd", "sources": {"speech": "tiny:hubert:0", "music": "tiny:mert_v1:0"}}
+    path = tmp_path / "mert.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    fused = entries()["fusion_custom"](model_config=str(path)).eval()
+    music = fused.backbones["music"]
+    model = music.upstream.model
+    generator = torch.Generator().manual_seed(3)
+    wavs = [0.1 * torch.randn(8000, generator=generator), 0.1 * torch.randn(5000, generator=generator)]
+    ours = music(wavs)
+    # by hand: 16 kHz -> 24 kHz with torchaudio's Resample, normalised as MERT's Wav2Vec2FeatureExtractor does
+    native = torchaudio.transforms.Resample(16000, 24000)(wavs[0])
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0, do_normalize=True)
+    inputs = extractor(native.numpy(), sampling_rate=24000, return_tensors="pt").input_values
+    with torch.no_grad():
+        reference = model(inputs, output_hidden_states=True).hidden_states  # 75 Hz frames
+    frames = 8000
+    for kernel, stride in zip(model.config.conv_kernel, model.config.conv_stride):
+        frames = (frames - kernel) // stride + 1  # the 16 kHz model's frame count (50 Hz grid)
+    assert frames == 24 and reference[0].shape[1] == 37
+    assert len(ours) == len(reference) == 3
+    for layer, (mine, ref) in enumerate(zip(ours, reference)):
+        assert mine.shape == (2, frames, 32), layer
+        torch.testing.assert_close(mine[:1], _linear_by_hand(ref, frames), atol=1e-4, rtol=0)

@@ -69,3 +69,58 @@ def test_long_clip_is_encoded_window_by_window():
     assert padded["hidden_states"][-1].shape == (1, 50, 48)
     with pytest.raises(ValueError, match="whisper context must be 'clip' or 'padded'"):
         WhisperEncoderUpstream(model.encoder, WhisperFrontendConfig(), "full")
+
+
+def _windows_by_hand(model, clip, window, context):
+    """Reference for a clip longer than one window: WhisperFeatureExtractor's mel, then each window separately.
+
+    padded: every window's mel (2 x window frames) through HF's own WhisperEncoder.forward, outputs
+    concatenated. clip: the two stem convs over the whole mel (functional conv1d with the encoder's
+    weights), then every window's frames get positions from 0 and run through the layers one by one.
+    """
+    import torch.nn.functional as F
+
+    encoder = model.encoder
+    extractor = WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400)
+    mel = extractor(clip.numpy(), sampling_rate=16000, return_tensors="pt").input_features  # (1, 80, 3000)
+    frames = -(-len(clip) // 320)
+    starts = range(0, frames, window)
+    states = []
+    with torch.no_grad():
+        if context == "padded":
+            for start in starts:
+                segment = mel[..., 2 * start: 2 * (start + window)]
+                states.append(encoder(segment, output_hidden_states=True).hidden_states)
+        else:
+            stem = F.gelu(F.conv1d(mel[..., : 2 * (frames + 1)], encoder.conv1.weight, encoder.conv1.bias, padding=1))
+            stem = F.gelu(F.conv1d(stem, encoder.conv2.weight, encoder.conv2.bias, stride=2, padding=1))
+            stem = stem.transpose(1, 2)[:, :frames]
+            for start in starts:
+                x = stem[:, start:start + window]
+                x = x + encoder.embed_positions.weight[: x.shape[1]]
+                layer_states = [x]
+                for layer in encoder.layers:
+                    x = layer(x, None, layer_head_mask=None)
+                    x = x[0] if isinstance(x, tuple) else x
+                    layer_states.append(x)
+                layer_states[-1] = encoder.layer_norm(x)
+                states.append(layer_states)
+    return [torch.cat(layer, dim=1)[:, :frames] for layer in zip(*states)]
+
+
+@pytest.mark.parametrize("context", ["clip", "padded"])
+def test_long_clip_windows_match_each_window_run_separately(context):
+    """A clip of 2.5 windows (0.4 s windows): values, not only shapes, against a by-hand window loop."""
+    window = 20  # encoder frames per window: 0.4 s
+    model = build_tiny_whisper(5, max_source_positions=window)
+    t = torch.arange(16000) / 16000
+    clip = (0.3 * torch.sin(2 * torch.pi * 330 * t)
+            + 0.05 * torch.randn(t.shape, generator=torch.Generator().manual_seed(1))).float()
+    upstream = WhisperEncoderUpstream(model.encoder, WhisperFrontendConfig(), context).eval()
+    with torch.no_grad():
+        ours = upstream([clip])["hidden_states"]
+    reference = _windows_by_hand(model, clip, window, context)
+    assert len(ours) == len(reference) == 3
+    for layer, (mine, ref) in enumerate(zip(ours, reference)):
+        assert mine.shape == ref.shape == (1, 50, 48), layer
+        torch.testing.assert_close(mine, ref, atol=TOL, rtol=0)
