@@ -459,6 +459,7 @@ class Arrangement:
     drums: str = "none"
     swing: float = 0.0
     drum_gain: float = 0.5
+    drive: float = 0.0  # > 0: tanh overdrive of the pitched parts (rock/metal guitars)
 
     def as_label(self) -> dict:
         """JSON-ready description."""
@@ -514,6 +515,9 @@ def render_arrangement(rng: np.random.Generator, arr: Arrangement, seconds: floa
     """Render an arrangement (pitched parts + drums) peak-normalised to PEAK; labels include every note."""
     notes = arrangement_notes(rng, arr, seconds)
     audio = render_notes(rng, notes, seconds, sr)
+    if arr.drive > 0:
+        peak = float(np.max(np.abs(audio))) or 1.0
+        audio = np.tanh(arr.drive * audio / peak) / np.tanh(arr.drive) * peak
     if arr.drums != "none":
         drums = render_drums(rng, seconds, sr, arr.tempo, arr.drums, arr.swing)
         pitched_peak = float(np.max(np.abs(audio))) or 1.0

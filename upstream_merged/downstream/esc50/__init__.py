@@ -1,0 +1,1 @@
+"""s3prl downstream task esc50 (upstream_merged plugin)."""

@@ -1,0 +1,1 @@
+"""s3prl downstream task gtzan_genre (upstream_merged plugin)."""

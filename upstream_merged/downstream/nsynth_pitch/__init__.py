@@ -1,0 +1,1 @@
+"""s3prl downstream task nsynth_pitch (upstream_merged plugin)."""
