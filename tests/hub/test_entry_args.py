@@ -115,3 +115,10 @@ def test_mam_recipe_of_another_pair_is_refused_before_building():
 def test_baselines_refuse_a_model_config_they_would_ignore():
     with pytest.raises(EntryArgumentError, match="hubert_tiny takes no -g \\(got -g recipe.yaml\\)"):
         entries()["hubert_tiny"](model_config="recipe.yaml")
+
+
+@pytest.mark.parametrize("entry", ["merged_hubert_mert_tiny", "mam_hubert_bert_tiny", "lmam_hubert_bert_tiny",
+                                   "fusion_hubert_wavlm_ws_tiny", "fusion_custom", "hubert_tiny"])
+def test_arguments_an_entry_does_not_take_are_refused(entry):
+    with pytest.raises(EntryArgumentError, match=f"{entry} got arguments it does not take: \\['layer_drop'\\]"):
+        entries()[entry](layer_drop=0.1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from upstream_merged.hub.common import refuse_model_config
+from upstream_merged.hub.common import refuse_model_config, refuse_unknown_kwargs
 from upstream_merged.models.hubert import load_hubert_family
 from upstream_merged.registry import hub_entry
 from upstream_merged.sources import resolve_source
@@ -26,6 +26,7 @@ def hubert_family_upstream(source: str, what: str) -> HubertFamilyUpstream:
 
 def _baseline(name: str):
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
+        refuse_unknown_kwargs(name, kwargs)
         refuse_model_config(name, model_config, "the architecture is read from the checkpoint's config.json; pass a "
                             "local Hugging Face directory with -k")
         return hubert_family_upstream(ckpt or DEFAULT_SOURCES[name], what=f"{name} checkpoint")

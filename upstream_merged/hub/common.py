@@ -45,6 +45,13 @@ def refuse_ckpt_with_model_config(entry: str, ckpt: Optional[str], model_config:
         )
 
 
+def refuse_unknown_kwargs(entry: str, kwargs: dict) -> None:
+    """Refuse keyword arguments an entry does not take (s3prl's ``extra_conf``), which would be silently ignored."""
+    if kwargs:
+        raise EntryArgumentError(f"{entry} got arguments it does not take: {sorted(kwargs)}; its arguments are s3prl's "
+                                 "ckpt (-k), model_config (-g) and refresh (-r)")
+
+
 def refuse_model_config(entry: str, model_config: Optional[str], why: str) -> None:
     """Refuse -g on an entry that has no use for it (it would be silently ignored)."""
     if model_config:

@@ -10,7 +10,8 @@ import logging
 from typing import TYPE_CHECKING, Dict, Optional
 
 from upstream_merged.fusion.spec import NEEDS_FINETUNE_FLAG
-from upstream_merged.hub.common import choose_recipe, is_recipe_file, refuse_ckpt_with_model_config
+from upstream_merged.hub.common import (choose_recipe, is_recipe_file, refuse_ckpt_with_model_config,
+                                        refuse_unknown_kwargs)
 from upstream_merged.registry import hub_entry
 
 if TYPE_CHECKING:  # model code (transformers' Whisper/WavLM) is imported on first use, not with s3prl.hub
@@ -64,6 +65,7 @@ def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_re
 
 def _entry(name: str, recipe_name: str, interface: str, tiny: bool) -> None:
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
+        refuse_unknown_kwargs(name, kwargs)
         return fusion_upstream(ckpt, model_config, recipe_name, interface, entry=name)
 
     flag = "train it with -f" if NEEDS_FINETUNE_FLAG[interface] else "no -f needed (Featurizer learns the weights)"
@@ -81,4 +83,5 @@ for _name, _interface in PUBLISHED.items():
 @hub_entry("fusion_custom")
 def fusion_custom(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
     """fusion_custom: any fusion recipe (-g RECIPE.yaml) or fused-model dir (-k DIR); -f trains its interface."""
+    refuse_unknown_kwargs("fusion_custom", kwargs)
     return fusion_upstream(ckpt, model_config, None, None, entry="fusion_custom")

@@ -13,7 +13,7 @@ from typing import Optional
 from torch import nn
 
 from upstream_merged.hub.common import (EntryArgumentError, build_cached, choose_recipe, is_recipe_file,
-                                        refuse_ckpt_with_model_config)
+                                        refuse_ckpt_with_model_config, refuse_unknown_kwargs)
 from upstream_merged.mam.recipe import MAMRecipe
 from upstream_merged.registry import hub_entry
 
@@ -86,6 +86,7 @@ def _mam(name: str, default_recipe: str, what: str) -> None:
         from upstream_merged.mam.build import read_report
         from upstream_merged.mam.upstream import merged_dir_upstream
 
+        refuse_unknown_kwargs(name, kwargs)
         _check_args(name, ckpt, model_config)
         if _is_merged_dir(ckpt):
             report = read_report(ckpt)
@@ -105,6 +106,7 @@ def _lmam(name: str, default_recipe: str, what: str) -> None:
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs) -> nn.Module:
         from upstream_merged.mam.upstream import learnable_upstream
 
+        refuse_unknown_kwargs(name, kwargs)
         _check_args(name, ckpt, model_config)
         if _is_merged_dir(ckpt):
             raise EntryArgumentError(

@@ -26,7 +26,7 @@ from typing import Optional
 from torch import nn
 
 from upstream_merged.hub.common import (EntryArgumentError, build_cached, choose_recipe, is_recipe_file,
-                                        refuse_ckpt_with_model_config)
+                                        refuse_ckpt_with_model_config, refuse_unknown_kwargs)
 from upstream_merged.permutation.presets import CUSTOM, CUSTOM_ENTRY, ENTRY_PREFIX, PRESETS
 from upstream_merged.registry import hub_entry
 
@@ -101,6 +101,7 @@ def entry_recipe(ckpt: Optional[str], model_config: Optional[str], default_recip
 
 def _entry(name: str, preset: Optional[str], default_recipe: Optional[str], what: str) -> None:
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs) -> nn.Module:
+        refuse_unknown_kwargs(name, kwargs)
         refuse_ckpt_with_model_config(name, ckpt, model_config, ckpt_what="a merge directory")
         if ckpt and not is_recipe_file(ckpt):
             return merged_dir_upstream(ckpt, entry=name, preset=preset)
