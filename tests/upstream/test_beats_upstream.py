@@ -62,7 +62,7 @@ def test_deterministic_in_eval_and_same_layers_in_train(upstream):
 @pytest.mark.parametrize("batch", [1, 2, 3])
 def test_short_padded_batches_forward_and_backward(upstream, batch):
     upstream.train()
-    wavs = _wavs(*[0.05 * (i + 1) for i in range(batch)])  # 0.05 s = 3 fbank frames < one patch
+    wavs = [w.requires_grad_() for w in _wavs(*[0.05 * (i + 1) for i in range(batch)])]  # 0.05 s = 3 fbank frames < one patch
     hidden = upstream(wavs)["hidden_states"]
     assert {tuple(h.shape) for h in hidden} == {(batch, 1, 32)}
     sum(h.pow(2).mean() for h in hidden).backward()
@@ -71,6 +71,7 @@ def test_short_padded_batches_forward_and_backward(upstream, batch):
                  "model.encoder.layers.0.self_attn.q_proj.weight", "model.encoder.layers.0.self_attn.grep_a",
                  "model.encoder.layers.0.self_attn.relative_attention_bias.weight"):
         assert named[name].grad is not None and named[name].grad.abs().sum() > 0, name
+    assert all(w.grad is not None and torch.isfinite(w.grad).all() for w in wavs)  # as s3prl's get_pseudo_wavs
 
 
 def test_padded_batch_matches_each_utterance_alone(upstream):
