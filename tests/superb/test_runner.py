@@ -76,3 +76,21 @@ def test_missing_checkpoint_after_training_fails_with_a_fix(tmp_path, monkeypatc
     outcome = execute_run(plan)
     assert outcome.status == "failed" and "set the task's 'checkpoint'" in outcome.message
     assert run_state(plan) == "interrupted"
+
+
+def test_task_without_training_evaluates_the_frozen_upstream(tmp_path, monkeypatch, make_ks_task):
+    _fake_script(monkeypatch, tmp_path)
+    (tmp_path / "said").write_text("wrote benchmark.stdlist.xml")
+    (tmp_path / "fake.py").write_text(FAKE)
+    task = {**make_ks_task(tmp_path), "name": "qbe", "downstream": "quesst14_dtw", "train": False, "metric": None,
+            "split": "dev", "higher_is_better": True, "reference": None}
+    spec = parse_spec({"output_dir": str(tmp_path / "sweep"), "device": "cpu", "seeds": [0],
+                       "entries": [{"name": "hubert_tiny"}], "tasks": [task]})
+    spec.sweep_dir.mkdir()
+    plan = plan_sweep(spec)[0]
+    outcome = execute_run(plan)
+    assert outcome.status == "done" and outcome.value is None
+    (line,) = (plan.run_dir / "cmd.txt").read_text().splitlines()
+    assert f"-m evaluate -u hubert_tiny -d quesst14_dtw -c " in line
+    assert f"-p {plan.expdir} -t dev --seed 0 --device cpu -o " in line
+    assert not (plan.run_dir / "train.log").exists()

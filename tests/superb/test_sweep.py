@@ -31,7 +31,9 @@ def test_table_holds_the_metrics_printed_by_the_stock_evaluations(tiny_sweep):
                                                                 + table.value("hubert_tiny", "ic")) / 2)
     md = (tiny_sweep.dir / "results.md").read_text()
     assert f"| merged | {table.cells[('merged', 'ks')].mean:.4f} ± 0.0000 (n=1) |" in md
+    assert f"| {BAD_ENTRY} | – | n/a |" in md  # failed vs. not planned (the entry runs KS only)
     rows = {(r["entry"], r["task"]): r for r in csv.DictReader((tiny_sweep.dir / "results.csv").open())}
+    assert set(rows) == {(BAD_ENTRY, "ks"), *GOOD}
     assert float(rows[("merged", "ic")]["mean"]) == table.value("merged", "ic")
     assert (tiny_sweep.dir / "results.png").stat().st_size > 0
     assert collect(tiny_sweep.dir).cells == table.cells  # re-collecting the directory gives the same table
@@ -77,6 +79,7 @@ def test_rerun_starts_no_finished_run(tiny_sweep, monkeypatch):
     table = run_sweep(tiny_sweep.spec)
     assert launched == [str(tiny_sweep.dir / "runs" / BAD_ENTRY / "ks" / "seed0")]
     assert table.cells == tiny_sweep.table.cells
+    assert "has no attribute 'nope_entry'" in table.failed[0]["message"]  # still the real error, not our log header
 
 
 def test_dry_run_prints_the_commands_and_writes_nothing(tiny_sweep, tmp_path, capsys):

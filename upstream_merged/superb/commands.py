@@ -27,10 +27,12 @@ class RunPlan:
     device: str
     split: str
     checkpoint: str  # file name inside the expdir evaluated after training
-    metric: str
+    metric: Optional[str]
     metric_regex: Optional[str]
     env: Dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
+    train: bool = True  # False: evaluate_argv runs directly (no training, no checkpoint)
+    evaluate_argv: Tuple[str, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -87,10 +89,12 @@ def plan_run(spec: SweepSpec, entry: Entry, task: Task, seed: int) -> RunPlan:
             "-p", str(run_dir / "exp"), "--seed", str(seed), "--device", spec.device]
     if o:
         argv += ["-o", o]
-    return RunPlan(entry=entry.key, task=task.name, seed=seed, sweep_dir=spec.sweep_dir, run_dir=run_dir, train_argv=tuple(argv), overrides=o,
-                   device=spec.device, split=task.split,
-                   checkpoint=task.checkpoint or default_checkpoint(config, overrides),
-                   metric=task.metric, metric_regex=task.metric_regex, env=dict(spec.env))
+    direct = ["-m", "evaluate", *argv[2:argv.index("--seed")], "-t", task.split, *argv[argv.index("--seed"):]]
+    return RunPlan(entry=entry.key, task=task.name, seed=seed, sweep_dir=spec.sweep_dir, run_dir=run_dir,
+                   train_argv=tuple(argv), overrides=o, device=spec.device, split=task.split,
+                   checkpoint=(task.checkpoint or default_checkpoint(config, overrides)) if task.train else "",
+                   metric=task.metric, metric_regex=task.metric_regex, env=dict(spec.env), train=task.train,
+                   evaluate_argv=() if task.train else tuple(direct))
 
 
 def plan_sweep(spec: SweepSpec) -> List[RunPlan]:
@@ -114,7 +118,12 @@ def train_command(plan: RunPlan, resume_from: Optional[Path] = None) -> List[str
 
 
 def evaluate_command(plan: RunPlan) -> List[str]:
-    """Evaluate the chosen checkpoint on the task's split (expdir and seed come from the checkpoint)."""
+    """Evaluate the chosen checkpoint on the task's split (expdir and seed come from the checkpoint).
+
+    For a task without training: ``-m evaluate -u ... -d ... -c ... -p ... -t SPLIT`` on the frozen upstream.
+    """
+    if not plan.train:
+        return [*base_command(plan), *plan.evaluate_argv]
     return [*base_command(plan), "-m", "evaluate", "-e", str(plan.expdir / plan.checkpoint), "-t", plan.split,
             "--device", plan.device]
 

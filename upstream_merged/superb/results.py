@@ -74,6 +74,7 @@ class SweepTable:
     group_scores: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
     superb_tasks: List[str] = field(default_factory=list)
     superb: Dict[str, Optional[float]] = field(default_factory=dict)
+    planned: set = field(default_factory=set)  # (entry, task) pairs the spec runs (an entry may restrict its tasks)
 
     def value(self, entry: str, task: str) -> Optional[float]:
         """Mean metric of (entry, task) over finished seeds, or None."""
@@ -116,17 +117,19 @@ def collect(sweep_dir: Path) -> SweepTable:
                "log": "", "message": ""}
         if (plan.run_dir / DONE).is_file():
             done = json.loads((plan.run_dir / DONE).read_text())
-            row.update(status="done", value=float(done["value"]), log=done["log"])
-            values.setdefault((plan.entry, plan.task), []).append(row["value"])
+            row.update(status="done", value=done["value"], log=done["log"])
+            if done["value"] is not None:  # tasks scored elsewhere (metric: null) have no value
+                values.setdefault((plan.entry, plan.task), []).append(float(done["value"]))
         elif (plan.run_dir / FAILED).is_file():
             failed = json.loads((plan.run_dir / FAILED).read_text())
             row.update(status="failed", log=failed["log"], message=failed["message"])
         runs.append(row)
     table = SweepTable(
         sweep_dir=sweep_dir, entries=[e.key for e in spec.entries], tasks=[t.name for t in spec.tasks],
-        metric={t.name: f"{t.split} {t.metric}" for t in spec.tasks},
+        metric={t.name: f"{t.split} {t.metric or 'metric'}" for t in spec.tasks},
         higher_is_better={t.name: t.higher_is_better for t in spec.tasks}, group={t.name: t.group for t in spec.tasks},
-        runs=runs, cells={k: Cell(tuple(v)) for k, v in values.items()}, reference_entry=spec.reference_entry)
+        runs=runs, cells={k: Cell(tuple(v)) for k, v in values.items()}, reference_entry=spec.reference_entry,
+        planned={(r["entry"], r["task"]) for r in runs})
     _score(table, {t.name: (t.reference.baseline, t.reference.sota) for t in spec.tasks if t.reference})
     return table
 
@@ -155,14 +158,17 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
 def results_markdown(table: SweepTable) -> str:
     """results.md: metrics (mean ± std over seeds), normalised scores, SUPERB score, failed runs."""
     out = [f"# SUPERB sweep results\n\nSweep `{table.sweep_dir}`; values parsed from each run's `evaluate.log` "
-           "(stock `run_downstream.py -m evaluate`).\n", "## Metrics (mean ± std over seeds; n = finished seeds)\n"]
+           "(stock `run_downstream.py -m evaluate`).\n", "## Metrics (mean ± std over seeds; n = finished seeds; n/a = not in the entry's tasks)\n"]
     head = [f"{t} ({table.metric[t]} {'↑' if table.higher_is_better[t] else '↓'})" for t in table.tasks]
     out += ["| entry | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for entry in table.entries:
         cells = []
         for task in table.tasks:
             cell = table.cells.get((entry, task))
-            cells.append("–" if cell is None else f"{cell.mean:.4f} ± {cell.std:.4f} (n={len(cell.values)})")
+            if (entry, task) not in table.planned:
+                cells.append("n/a")
+            else:
+                cells.append("–" if cell is None else f"{cell.mean:.4f} ± {cell.std:.4f} (n={len(cell.values)})")
         out.append(f"| {entry} | " + " | ".join(cells) + " |")
     if table.reference_entry is not None:
         groups = [g for g in next(iter(table.group_scores.values()), {}) if g != "average"]
@@ -195,6 +201,8 @@ def results_csv(table: SweepTable) -> str:
                      "normalised", "superb_score", "failed_logs"])
     for entry in table.entries:
         for task in table.tasks:
+            if (entry, task) not in table.planned:
+                continue
             cell = table.cells.get((entry, task))
             failed = [r["log"] for r in table.failed if r["entry"] == entry and r["task"] == task]
             writer.writerow([entry, task, table.metric[task], table.higher_is_better[task],

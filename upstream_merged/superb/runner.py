@@ -56,6 +56,8 @@ def run_state(plan: RunPlan) -> str:
     """``done`` | ``trained`` | ``interrupted`` (a states-*.ckpt to resume) | ``new``."""
     if (plan.run_dir / DONE).is_file():
         return "done"
+    if not plan.train:
+        return "new"
     if (plan.run_dir / TRAINED).is_file():
         return "trained"
     return "interrupted" if last_states_checkpoint(plan.expdir) is not None else "new"
@@ -106,7 +108,7 @@ def _launch(plan: RunPlan, argv: List[str], log: Path) -> None:
 def last_error_line(log: Path) -> str:
     """The last non-progress-bar line of a log (usually the exception), for the one-line failure report."""
     lines = [ln.rsplit("\r", 1)[-1].strip() for ln in log.read_text(errors="replace").splitlines()]
-    lines = [ln for ln in lines if ln and "it/s]" not in ln and "s/it]" not in ln]
+    lines = [ln for ln in lines if ln and not ln.startswith("## ") and "it/s]" not in ln and "s/it]" not in ln]
     return lines[-1][:300] if lines else "(empty log)"
 
 
@@ -133,7 +135,7 @@ def execute_run(plan: RunPlan) -> RunOutcome:
     (plan.run_dir / FAILED).unlink(missing_ok=True)
     note = ""
     try:
-        if not (plan.run_dir / TRAINED).is_file():
+        if plan.train and not (plan.run_dir / TRAINED).is_file():
             resume = last_states_checkpoint(plan.expdir)
             if resume is not None:
                 logger.info("%s: resuming from %s", plan.run_id, resume)
@@ -146,17 +148,20 @@ def execute_run(plan: RunPlan) -> RunOutcome:
         log = plan.run_dir / EVALUATE_LOG
         log.unlink(missing_ok=True)  # the metric is parsed from this evaluation only
         _launch(plan, evaluate_command(plan), log)
-        try:
-            value = parse_metric(log.read_text(errors="replace"), plan.split, plan.metric, plan.metric_regex)
-        except MetricNotFound as err:
-            raise RunFailed(f"{err} in {log}", log) from None
+        value = None
+        if plan.metric is not None or plan.metric_regex is not None:
+            try:
+                value = parse_metric(log.read_text(errors="replace"), plan.split, plan.metric or "", plan.metric_regex)
+            except MetricNotFound as err:
+                raise RunFailed(f"{err} in {log}", log) from None
     except RunFailed as err:
         seconds = time.monotonic() - start
         _write_json(plan.run_dir / FAILED, {"message": str(err), "log": str(err.log)})
         return RunOutcome(**base, status="failed", log=str(err.log), message=str(err), seconds=seconds)
     seconds = time.monotonic() - start
     _write_json(plan.run_dir / DONE, {**base, "value": value, "metric": plan.metric, "split": plan.split,
-                                      "checkpoint": str(plan.expdir / plan.checkpoint), "log": str(log),
+                                      "checkpoint": str(plan.expdir / plan.checkpoint) if plan.train else None,
+                                      "log": str(log),
                                       "seconds": round(seconds, 1)})
     return RunOutcome(**base, status="done", value=value, log=str(log), message=note, seconds=seconds)
 

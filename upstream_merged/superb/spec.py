@@ -75,9 +75,11 @@ class Task(_Strict):
     downstream: str = Field(description="the -d name")
     config: str = Field(description="-c downstream config YAML (relative to the spec file)")
     overrides: Dict[str, OverrideValue] = Field(default_factory=dict, description="-o keys, e.g. data paths")
-    metric: str = Field(description="printed metric name: evaluate prints '<split> <metric>: <value>'")
+    metric: Optional[str] = Field(description="printed metric name: evaluate prints '<split> <metric>: <value>'; "
+                                              "null: nothing to parse (scored elsewhere, e.g. QbE's MTWV)")
     metric_regex: Optional[str] = Field(None, description="regex with one group, when the line has another form")
     split: str = Field("test", description="-t split evaluated after training")
+    train: bool = Field(True, description="false: evaluate the frozen upstream directly (QbE's quesst14_dtw)")
     higher_is_better: bool
     checkpoint: Optional[str] = Field(None, description="checkpoint evaluated (default: <first eval split>-best.ckpt)")
     group: str = Field("all", description="task group averaged separately (e.g. speech / music), as in Table I")

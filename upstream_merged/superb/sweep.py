@@ -21,7 +21,7 @@ def dry_run_lines(plans: List[RunPlan]) -> List[str]:
         lines.append(f"# {plan.run_id}: {state}")
         if state == "done":
             continue
-        if state != "trained":
+        if state != "trained" and plan.train:
             resume = last_states_checkpoint(plan.expdir) if state == "interrupted" else None
             lines.append(shell_line(plan, train_command(plan, resume)))
         lines.append(shell_line(plan, evaluate_command(plan)))
@@ -38,7 +38,8 @@ def _progress(total: int, done_before: int):
             logger.error("%s: %s; log: %s", head, outcome.message, outcome.log)
         else:
             extra = f" ({outcome.message})" if outcome.message else ""
-            logger.info("%s: %s = %.6g, %.0f s%s", head, outcome.task, outcome.value, outcome.seconds, extra)
+            value = "no metric" if outcome.value is None else f"{outcome.value:.6g}"
+            logger.info("%s: %s = %s, %.0f s%s", head, outcome.task, value, outcome.seconds, extra)
 
     return report
 
