@@ -53,7 +53,7 @@ def test_source_digests_are_remembered_and_follow_file_changes(tmp_path):
     assert _file_digest(weights) != first
 
 
-# A build that announces itself (writes READY in its temp dir) and then waits to be killed.
+# A build that announces itself (writes its temp dir name to flags/READY) and then waits to be killed.
 _SLOW_BUILD = """
 import sys, time
 from pathlib import Path
