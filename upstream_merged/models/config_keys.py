@@ -6,7 +6,8 @@ key of a config.json must be either known to the config class (its ``__init__`` 
 attributes ``PretrainedConfig`` sets, its ``attribute_map`` aliases) or on the family's explicit
 allow-list below: keys the *published* checkpoints carry that transformers does not read (fairseq
 leftovers, generation settings of older transformers versions, remote-code metadata). Allow-listed
-keys are dropped before the config is built; each entry says why it is harmless.
+keys the installed config class does not know are dropped before the config is built (a key some
+transformers version does know is passed on as usual); each entry says why it is harmless.
 """
 from __future__ import annotations
 
