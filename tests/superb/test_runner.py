@@ -4,7 +4,7 @@ import json
 import zipfile
 
 from upstream_merged.superb.commands import plan_sweep
-from upstream_merged.superb.runner import execute_run, last_states_checkpoint, run_state
+from upstream_merged.superb.runner import execute_run, last_states_checkpoint, run_lock, run_state
 from upstream_merged.superb.spec import parse_spec
 
 # stands in for run_downstream.py: train writes the checkpoints, evaluate prints what it was told to
@@ -94,3 +94,15 @@ def test_task_without_training_evaluates_the_frozen_upstream(tmp_path, monkeypat
     assert f"-m evaluate -u hubert_tiny -d quesst14_dtw -c " in line
     assert f"-p {plan.expdir} -t dev --seed 0 --device cpu -o " in line
     assert not (plan.run_dir / "train.log").exists()
+
+
+def test_a_run_held_by_another_process_is_not_started_twice(tmp_path, monkeypatch, make_ks_task):
+    _fake_script(monkeypatch, tmp_path)
+    plan = _plan(tmp_path, make_ks_task, "test acc: 0.5")
+    plan.run_dir.mkdir(parents=True)
+    with run_lock(plan.run_dir) as fd:
+        assert fd is not None
+        outcome = execute_run(plan)
+    assert outcome.status == "failed" and "already running in another process" in outcome.message
+    assert not (plan.run_dir / "train.log").exists() and not (plan.run_dir / "FAILED.json").exists()
+    assert execute_run(plan).status == "done"  # the lock is released with its holder

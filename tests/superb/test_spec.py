@@ -66,3 +66,21 @@ def test_paths_are_relative_to_the_spec_file(tmp_path, monkeypatch):
 def test_missing_spec_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nospec.yaml"):
         load_spec(tmp_path / "nospec.yaml")
+
+
+def test_shipped_examples_validate_and_name_existing_configs(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from upstream_merged.superb.commands import plan_sweep
+
+    monkeypatch.setenv("DATA", str(tmp_path))
+    monkeypatch.setenv("SWEEP_DIR", str(tmp_path / "sweep"))
+    monkeypatch.setenv("SUPERB_DATA", str(tmp_path))
+    examples = Path(__file__).resolve().parents[2] / "upstream_merged" / "superb" / "examples"
+    tiny, superb = load_spec(examples / "tiny_cpu.yaml"), load_spec(examples / "superb_slurm.yaml")
+    assert len(plan_sweep(tiny)) == 3 * 2 * 2 and tiny.sweep_dir == tmp_path / "sweep"
+    assert len(plan_sweep(superb)) == 4 * 14
+    assert [t.leaderboard_task for t in superb.tasks] == [
+        "pr", "ks", "ic", "sid", "er_fold1", "er_fold2", "er_fold3", "er_fold4", "er_fold5", "asr", "qbe", "sf", "sv", "sd"]
+    for spec in (tiny, superb):
+        assert all(Path(spec.resolve(t.config)).is_file() for t in spec.tasks)

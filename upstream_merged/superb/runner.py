@@ -1,6 +1,8 @@
 """One run = train then evaluate with the stock s3prl script; finished runs are skipped, interrupted ones resumed."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -11,7 +13,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import Iterator, List, Literal, Optional
 
 from upstream_merged.superb.commands import RunPlan, evaluate_command, shell_line, train_command
 from upstream_merged.superb.results import MetricNotFound, parse_metric
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 DONE = "DONE.json"  # written only after evaluate succeeded and its metric was parsed
 TRAINED = "TRAINED"  # training returned 0 and left the checkpoint to evaluate
 FAILED = "FAILED.json"
+LOCK = ".lock"  # held (flock) by the process running the run and by its stock subprocess
 TRAIN_LOG = "train.log"
 EVALUATE_LOG = "evaluate.log"
 COMMANDS = "commands.sh"
@@ -88,7 +91,26 @@ def record_command(plan: RunPlan, argv: List[str]) -> None:
             f.write(f"# {plan.run_id}\n{line}")
 
 
-def _launch(plan: RunPlan, argv: List[str], log: Path) -> None:
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[Optional[int]]:
+    """An exclusive flock on ``run_dir/.lock``: yields its fd, or None when another process holds it.
+
+    The fd is passed to the stock subprocess, so the lock lives as long as the training does, even when
+    the sweep driver that started it was killed.
+    """
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _launch(plan: RunPlan, argv: List[str], log: Path, lock_fd: int) -> None:
     """Run one stock command, output appended to ``log``; raise RunFailed on a non-zero exit."""
     record_command(plan, argv)
     with open(log, "a") as f:
@@ -96,7 +118,7 @@ def _launch(plan: RunPlan, argv: List[str], log: Path) -> None:
         f.flush()
         try:
             proc = subprocess.Popen(argv, cwd=str(plan.run_dir), stdout=f, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **plan.env})
+                                    env={**os.environ, **plan.env}, pass_fds=(lock_fd,))
         except OSError as err:
             raise RunFailed(f"cannot start {argv[0]}: {err}", log) from err
         code = proc.wait()
@@ -132,6 +154,17 @@ def execute_run(plan: RunPlan) -> RunOutcome:
     if done is not None:
         return RunOutcome(**base, status="skipped", value=done["value"], log=done["log"], message="finished before")
     plan.run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(plan.run_dir) as lock_fd:
+        if lock_fd is None:
+            return RunOutcome(**base, status="failed", log=str(plan.run_dir / TRAIN_LOG),
+                              message=f"already running in another process (it holds {plan.run_dir / LOCK})")
+        return _execute_locked(plan, lock_fd, base, start)
+
+
+def _execute_locked(plan: RunPlan, lock_fd: int, base: dict, start: float) -> RunOutcome:
+    if (plan.run_dir / DONE).is_file():  # finished while we waited for the lock
+        done = read_done(plan.run_dir)
+        return RunOutcome(**base, status="skipped", value=done["value"], log=done["log"], message="finished before")
     (plan.run_dir / FAILED).unlink(missing_ok=True)
     note = ""
     try:
@@ -140,14 +173,14 @@ def execute_run(plan: RunPlan) -> RunOutcome:
             if resume is not None:
                 logger.info("%s: resuming from %s", plan.run_id, resume)
                 note = f"resumed from {resume.name}"
-            _launch(plan, train_command(plan, resume), plan.run_dir / TRAIN_LOG)
+            _launch(plan, train_command(plan, resume), plan.run_dir / TRAIN_LOG, lock_fd)
             if not (plan.expdir / plan.checkpoint).is_file():
                 raise RunFailed(f"training finished without {plan.expdir / plan.checkpoint}; "
                                 "set the task's 'checkpoint' to a file the config saves", plan.run_dir / TRAIN_LOG)
             (plan.run_dir / TRAINED).write_text(str(plan.expdir / plan.checkpoint) + "\n")
         log = plan.run_dir / EVALUATE_LOG
         log.unlink(missing_ok=True)  # the metric is parsed from this evaluation only
-        _launch(plan, evaluate_command(plan), log)
+        _launch(plan, evaluate_command(plan), log, lock_fd)
         value = None
         if plan.metric is not None or plan.metric_regex is not None:
             try:
