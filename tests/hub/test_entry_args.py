@@ -46,7 +46,7 @@ def test_permutation_k_dir_with_g_is_refused_naming_both(tmp_path):
 
 def test_k_merge_dir_of_another_preset_is_refused_naming_the_entry_to_use(tmp_path):
     avg = fake_merge_dir(tmp_path, "avg", preset="avg", components=[], alpha=0.5)
-    with pytest.raises(EntryArgumentError, match="builds preset 'cnn'.*preset 'avg'.*-u merged_hubert_mert_avg"):
+    with pytest.raises(EntryArgumentError, match="builds preset 'cnn'.*preset 'avg'.*-u merged_hubert_mert_avg_tiny for it"):
         entries()["merged_hubert_mert_cnn_tiny"](ckpt=avg)
     custom = fake_merge_dir(tmp_path, "custom", preset="custom", components=["cnn"], alpha=0.7)
     with pytest.raises(EntryArgumentError, match=r"a custom setting \(components \['cnn'\], alpha 0.7\).*merged_hubert_mert_custom"):

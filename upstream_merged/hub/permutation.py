@@ -50,9 +50,11 @@ def check_setting(entry: str, preset: Optional[str], setting: dict, what: str) -
     """Refuse a build/merge dir whose setting is not the entry's preset, naming both and the entry to use."""
     if preset is None or setting["preset"] == preset:
         return
+    twin = entry[len(PRESETS[preset].entry):] if entry.startswith(PRESETS[preset].entry) else ""  # _tiny, _small
+    use = setting["hub_entry"] if setting["preset"] == CUSTOM else setting["hub_entry"] + twin
     raise EntryArgumentError(
         f"{entry} builds preset {preset!r}, but {what} is {_setting_text(setting)}. "
-        f"Use -u {setting['hub_entry']} for it"
+        f"Use -u {use} for it"
         + (" (the entry for merges that equal no preset)." if setting["preset"] == CUSTOM else ".")
     )
 
