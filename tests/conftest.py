@@ -85,3 +85,30 @@ def iemocap_root(tmp_path_factory) -> Path:
     if not root.exists():
         _superb_tool("make_iemocap").build(root, utterances=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def nsynth_root(tmp_path_factory) -> Path:
+    """A small synthetic NSynth-layout set (tools/make_nsynth.py): 9 families x 2/1/1 instruments x 4 notes."""
+    root = tmp_path_factory.getbasetemp() / "nsynth"
+    if not root.exists():
+        _superb_tool("make_nsynth").build(root, instruments=(2, 1, 1), notes_per_instrument=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def gtzan_root(tmp_path_factory) -> Path:
+    """A small synthetic GTZAN-layout set with split lists (tools/make_gtzan.py): 10 genres x 5 clips of 3 s."""
+    root = tmp_path_factory.getbasetemp() / "gtzan"
+    if not root.exists():
+        _superb_tool("make_gtzan").build(root, clips_per_genre=5, seconds=3.0, seed=0, write_lists=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def esc50_root(tmp_path_factory) -> Path:
+    """A small synthetic ESC-50-layout set (tools/make_esc50.py): 12 classes x 5 clips (one per fold)."""
+    root = tmp_path_factory.getbasetemp() / "esc50"
+    if not root.exists():
+        _superb_tool("make_esc50").build(root, clips_per_class=5, seed=0)
+    return root

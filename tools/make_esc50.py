@@ -57,7 +57,7 @@ def plan(clips_per_class: int, seed: int) -> list[dict]:
     return sorted(rows, key=lambda r: r["filename"])
 
 
-def build(out: Path, clips_per_class: int, seed: int) -> dict:
+def build(out: Path, clips_per_class: int = 20, seed: int = 0) -> dict:
     """Write meta/esc50.csv and the audio under ``out`` atomically; return counts."""
     rows = plan(clips_per_class, seed)
     with atomic_output_dir(out) as tmp:

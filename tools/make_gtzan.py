@@ -115,7 +115,7 @@ def split_lists(rng: np.random.Generator, names: dict[str, list[str]]) -> dict[s
     return {split: sorted(files) for split, files in lists.items()}
 
 
-def build(out: Path, clips_per_genre: int, seconds: float, seed: int, write_lists: bool) -> dict:
+def build(out: Path, clips_per_genre: int = 40, seconds: float = 10.0, seed: int = 0, write_lists: bool = False) -> dict:
     """Write the genre folders (and optionally the split lists) under ``out`` atomically; return counts."""
     if clips_per_genre < 3:
         raise ValueError("--clips-per-genre must be >= 3 (one each for train, dev and test)")

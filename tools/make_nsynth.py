@@ -76,9 +76,10 @@ def note_entry(note_index: int, family: str, instrument: int, pitch: int, veloci
     }
 
 
-def build(out: Path, instruments: tuple[int, int, int], notes_per_instrument: int, seed: int,
-          families: list[str]) -> dict[str, int]:
+def build(out: Path, instruments: tuple[int, int, int] = (3, 1, 1), notes_per_instrument: int = 20, seed: int = 0,
+          families: list[str] | None = None) -> dict[str, int]:
     """Write the three splits under ``out`` (atomically) and return the note count per split."""
+    families = list(FAMILIES) if families is None else families
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise ValueError(f"--families {unknown} not among {list(FAMILIES)}")

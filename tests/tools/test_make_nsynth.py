@@ -1,0 +1,59 @@
+"""tools/make_nsynth.py writes NSynth's layout and fields, deterministically, with disjoint instruments per split."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_nsynth.py"
+sys.path.insert(0, str(TOOL.parent))
+import make_nsynth  # noqa: E402
+
+from upstream_merged.downstream.readers import NSYNTH_FAMILIES, read_nsynth  # noqa: E402
+from upstream_merged.synth.music import midi_to_hz  # noqa: E402
+
+FIELDS = {"note", "sample_rate", "pitch", "velocity", "instrument", "instrument_str", "instrument_family",
+          "instrument_family_str", "instrument_source", "instrument_source_str", "note_str", "qualities",
+          "qualities_str"}
+
+
+def _digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_layout_fields_and_determinism(tmp_path):
+    counts = make_nsynth.build(tmp_path / "a", instruments=(1, 1, 1), notes_per_instrument=2, families=["guitar", "organ"])
+    make_nsynth.build(tmp_path / "b", instruments=(1, 1, 1), notes_per_instrument=2, families=["guitar", "organ"])
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert counts == {"nsynth-train": 4, "nsynth-valid": 4, "nsynth-test": 4}
+
+    instruments = {}
+    for split in make_nsynth.SPLIT_DIRS:
+        examples = json.loads((tmp_path / "a" / split / "examples.json").read_text())
+        instruments[split] = {e["instrument"] for e in examples.values()}
+        for note_id, entry in examples.items():
+            assert FIELDS <= set(entry) and entry["note_str"] == note_id
+            assert note_id == f"{entry['instrument_str']}-{entry['pitch']:03d}-{entry['velocity']:03d}"
+            assert NSYNTH_FAMILIES[entry["instrument_family"]] == entry["instrument_family_str"]
+            assert entry["velocity"] in make_nsynth.VELOCITIES and len(entry["qualities"]) == 10
+            audio, rate = sf.read(tmp_path / "a" / split / "audio" / f"{note_id}.wav")
+            assert rate == 16000 and audio.shape == (64000,)
+            # the note is at its labelled pitch: strongest low partial of the first second
+            spectrum = np.abs(np.fft.rfft(audio[:16000] * np.hanning(16000)))
+            assert abs(np.argmax(spectrum[:2000]) - midi_to_hz(entry["pitch"])) <= 2 + 0.02 * midi_to_hz(entry["pitch"])
+    assert not (instruments["nsynth-train"] & instruments["nsynth-test"])  # NSynth: disjoint instruments
+
+    data = read_nsynth({"nsynth_root": str(tmp_path / "a")}, "instrument_family")
+    assert {len(v) for v in data.splits.values()} == {4} and len(data.classes) == 11
+
+
+def test_cli_refuses_a_non_empty_output(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "not empty" in result.stderr
