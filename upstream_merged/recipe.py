@@ -52,7 +52,7 @@ class MethodSpec:
     """How one method validates and builds its recipes."""
 
     schema: Type[RecipeBase]
-    build: Callable[..., Any]  # build(recipe, out_dir, recipe_text=...) writes a finished model dir
+    build: Callable[..., Any]  # build(recipe, out_dir, recipe_text=..., progress=...) writes a finished dir whose recipe.yaml is the effective recipe
     plan: Callable[[Any], str]  # plan(recipe) -> human-readable description of what build would do
 
 
