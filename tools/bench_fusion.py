@@ -141,7 +141,7 @@ def saved_bytes(states: Dict[str, object]) -> int:
 
 
 def bench_checkpoint_size(backbones: Dict[str, FrozenBackbone], repeats: int) -> None:
-    """What a stock -f run saves for fusion_hubert_wavlm_hconv: backbone fingerprint (now) vs backbone tensors (before)."""
+    """What stock -f saves for fusion_hubert_wavlm_hconv: backbone fingerprint (now) vs backbone tensors (before)."""
     pair = {role: backbones[role] for role in ("hubert", "wavlm")}
     model = FusionUpstream(pair, FusionSpec(interface="hconv"))
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -185,7 +185,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadier on a shared machine)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="process CPU time or wall time")
     parser.add_argument("--checkpoint-size", action="store_true",
-                        help="only measure the -f checkpoint of fusion_hubert_wavlm_hconv (before/now) and the fingerprint time")
+                        help="only measure the -f checkpoint of fusion_hubert_wavlm_hconv (before/now) "
+                             "and the fingerprint time")
     args = parser.parse_args()
     global _now
     _now = CLOCKS[args.clock]

@@ -75,7 +75,7 @@ def write_fused_dir(recipe: FusionRecipe, out_dir: str | os.PathLike, recipe_tex
 
 
 def load_interface_state(upstream: FusionUpstream, state: Dict[str, torch.Tensor], source: str) -> None:
-    """Load interface tensors strictly (every interface key, equal shapes); a backbone fingerprint in ``state`` must match."""
+    """Load interface tensors strictly (every key, equal shapes); a backbone fingerprint in ``state`` must match."""
     upstream.frozen_fingerprint.verify(state, source=source)
     state = {k: v for k, v in state.items() if not is_frozen_key(k)}
     expected = upstream.interface_state_dict()

@@ -51,7 +51,8 @@ class FusionUpstream(nn.Module):
             )
             self.interface = self._build_interface(spec)
         # -f checkpoints hold the aligner + interface and a fingerprint of the backbones, never the backbones
-        keep_frozen_out_of_state_dict(self, _backbone_role, kind="backbone", owner=f"fusion upstream ({spec.interface})")
+        keep_frozen_out_of_state_dict(self, _backbone_role, kind="backbone",
+                                      owner=f"fusion upstream ({spec.interface})")
 
     def _build_interface(self, spec: FusionSpec) -> Optional[nn.Module]:
         layers, width = self.aligner.out_layers, self.aligner.width

@@ -1,4 +1,4 @@
-"""Small ``-f`` checkpoints: an upstream's state dict holds its trainable tensors plus a fingerprint of its frozen parts.
+"""Small ``-f`` checkpoints: an upstream's state dict holds its trainable tensors + a fingerprint of its frozen parts.
 
 s3prl's runner saves ``upstream.state_dict()`` under ``-f`` and, for ``-m evaluate -e`` and resuming
 (``-e`` / ``-a``), rebuilds the entry and calls a strict ``load_state_dict``. :func:`keep_frozen_out_of_state_dict`
@@ -79,7 +79,8 @@ def decode_fingerprint(tensor: torch.Tensor, source: str) -> Dict[str, PartDiges
             raise ValueError(f"format_version {data['format_version']!r}, this plugin reads {FORMAT_VERSION}")
         return {part: PartDigest(**digest) for part, digest in data["parts"].items()}
     except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
-        raise FrozenStateMismatch(f"{source}: {FINGERPRINT_KEY} is not a readable frozen-part fingerprint ({err})") from None
+        raise FrozenStateMismatch(
+            f"{source}: {FINGERPRINT_KEY} is not a readable frozen-part fingerprint ({err})") from None
 
 
 class FrozenFingerprint(nn.Module):
@@ -109,7 +110,7 @@ class FrozenFingerprint(nn.Module):
         """Nothing to restore: the owner's load pre-hook has already compared the fingerprint."""
 
     def verify(self, state: Mapping[str, object], prefix: str = "", source: str = DEFAULT_SOURCE) -> bool:
-        """Compare the fingerprint (or the frozen tensors) in ``state`` with this upstream's; False if it has neither."""
+        """Compare the fingerprint (or frozen tensors) in ``state`` with this upstream's; False if it has neither."""
         saved = state.get(prefix + FINGERPRINT_KEY)
         if saved is not None:
             theirs = decode_fingerprint(saved, source)
@@ -174,7 +175,7 @@ def _forgive_missing_frozen(module: nn.Module, incompatible_keys) -> None:
 
 def keep_frozen_out_of_state_dict(module: nn.Module, part_of: Callable[[str], Optional[str]], kind: str,
                                   owner: Optional[str] = None) -> FrozenFingerprint:
-    """Save only ``module``'s non-frozen tensors plus a fingerprint of the frozen ones; refuse other frozen parts on load.
+    """Save only ``module``'s non-frozen tensors + a fingerprint of the frozen ones; refuse other frozen parts on load.
 
     ``part_of(key)`` names the frozen part a state-dict key belongs to, or None for a key that is saved.
     """
