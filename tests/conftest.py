@@ -112,3 +112,12 @@ def esc50_root(tmp_path_factory) -> Path:
     if not root.exists():
         _superb_tool("make_esc50").build(root, clips_per_class=5, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def diarization_root(tmp_path_factory) -> Path:
+    """Small synthetic two-speaker recordings in Kaldi layout (tools/make_diarization.py): 8/2/2 recordings x 4 turns."""
+    root = tmp_path_factory.getbasetemp() / "diarization"
+    if not root.exists():
+        _superb_tool("make_diarization").build(root, train=8, dev=2, test=2, turns=4)
+    return root

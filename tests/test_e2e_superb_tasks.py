@@ -60,3 +60,20 @@ def test_voxceleb1_file_lists_stay_out_of_site_packages(voxceleb1_root, tmp_path
     lists = sorted(Path(plugin_cache_env["UPSTREAM_MERGED_CACHE"]).glob("s3prl_file_lists/voxceleb1/*/*.pkl"))
     assert {p.name for p in lists} >= {"train.pkl", "dev.pkl", "test.pkl"}
     assert "there are 32 files found" in run.output  # 8 speakers x 2 train videos x 2 clips
+
+
+def test_diarization_train_then_evaluate(diarization_root, tmp_path, plugin_cache_env):
+    pytest.importorskip("h5py", reason="s3prl's diarization expert imports h5py (not in tools/requirements.txt)")
+    expdir = tmp_path / "exp"
+    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "diarization",
+                          "-c", str(CONFIG_DIR / "diarization_cpu_small.yaml"), "-p", str(expdir),
+                          "-o", _tool("make_diarization").overrides(diarization_root)], env=plugin_cache_env).check()
+    dev = re.findall(r"mode dev acc ([-0-9.eE]+) der ([-0-9.eE]+)", run.output)
+    assert len(dev) == 2 and all(0.0 <= float(acc) <= 1.0 and float(der) >= 0.0 for acc, der in dev)
+    assert (expdir / "best-states-dev.ckpt").is_file() and (expdir / "frame_shift").read_text().strip() == "320"
+
+    evaluation = run_downstream(["-m", "evaluate", "-e", str(expdir / "best-states-dev.ckpt"), "-t", "test"],
+                                env=plugin_cache_env).check()
+    test = re.findall(r"mode test acc ([-0-9.eE]+) der ([-0-9.eE]+)", evaluation.output)
+    assert len(test) == 1 and 0.0 <= float(test[0][0]) <= 1.0
+    assert sorted(p.name for p in (expdir / "scoring" / "predictions").iterdir()) == ["test_000.h5", "test_001.h5"]
