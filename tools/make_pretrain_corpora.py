@@ -53,11 +53,19 @@ def write_music_corpus(out: Path, minutes: float, seed: int = 0, phrase_seconds:
         seconds = len(audio) / RATE
         split = "heldout" if every and index % every == every - 1 else "train"
         rows.append({"path": str(path.relative_to(out)), "domain": "music", "seconds": round(seconds, 4),
-                     "split": split, "labels": _jsonable(labels)})
+                     "split": split, "labels": _jsonable(_clip_labels(labels))})
         total += seconds
         index += 1
     logger.info("music corpus: %d phrases, %.1f min in %s", len(rows), total / 60, folder)
     return rows
+
+
+def _clip_labels(labels: dict) -> dict:
+    """Clip-level labels for the manifest: the per-note list becomes a count (it can be long)."""
+    labels = dict(labels)
+    if isinstance(labels.get("notes"), (list, tuple)):
+        labels["notes"] = len(labels["notes"])
+    return labels
 
 
 def _jsonable(value):
