@@ -116,3 +116,19 @@ def test_invalid_arguments_name_the_argument():
         music.render_phrase(rng, 1.0, key="H major")
     with pytest.raises(ValueError, match="velocity"):
         music.render_note(rng, 60, "fm", 1.0, velocity=200)
+
+
+@pytest.mark.parametrize("timbre", music.TIMBRES)
+def test_notes_cut_to_a_few_samples_are_well_formed(timbre):
+    # phrases truncate the last notes at the clip's end, down to a single sample
+    for n in (1, 2, 5, 9, 50):
+        for pitch in (36, 96):
+            note = music.render_note(np.random.default_rng(0), pitch, timbre, n / SR, SR)
+            assert note.shape == (n,) and np.isfinite(note).all()
+
+
+@pytest.mark.parametrize("sr", [22050, 44100])
+def test_other_sample_rates(sr):
+    audio, labels = music.render_phrase(np.random.default_rng(2), 1.5, sr, style="ensemble")
+    assert audio.shape == (int(1.5 * sr),) and labels["sample_rate"] == sr
+    assert np.abs(audio).max() == pytest.approx(music.PEAK, abs=1e-6)

@@ -104,7 +104,7 @@ def _additive(rng, f0, n, sr, bright):
     amps[0] = 1.0
     ph = _phase(f0, n, sr, rng.uniform(4.5, 6.0), rng.uniform(0.0, 0.004))
     tone = _harmonics(rng, ph, f0, sr, amps)
-    breath = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same") * 0.02
+    breath = signal.lfilter(np.ones(8) / 8, [1.0], rng.standard_normal(n)) * 0.02
     return (tone + breath) * _adsr(n, sr, rng.uniform(0.03, 0.08), 0.3, 0.8, 0.08)
 
 
@@ -141,7 +141,7 @@ def _plucked(rng, f0, n, sr, bright):
     burst = shape + (0.2 + 0.3 * bright) * rng.uniform(-1.0, 1.0, size=size)
     # a darker pluck for soft velocities: smooth the excitation
     smooth = int(round(1 + 3 * (1.0 - bright)))
-    burst = np.convolve(burst, np.ones(smooth) / smooth, mode="same")
+    burst = signal.lfilter(np.ones(smooth) / smooth, [1.0], burst)
     burst -= burst.mean()
     excitation = np.zeros(n)
     excitation[:len(burst)] = burst[:n]
