@@ -121,3 +121,12 @@ def diarization_root(tmp_path_factory) -> Path:
     if not root.exists():
         _superb_tool("make_diarization").build(root, train=8, dev=2, test=2, turns=4)
     return root
+
+
+@pytest.fixture(scope="session")
+def quesst14_root(tmp_path_factory) -> Path:
+    """A small synthetic QUESST14-layout set (tools/make_quesst14.py): 4 + 4 spoken-term queries, 16 documents."""
+    root = tmp_path_factory.getbasetemp() / "quesst14"
+    if not root.exists():
+        _superb_tool("make_quesst14").build(root, documents=16)
+    return root

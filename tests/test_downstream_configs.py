@@ -69,7 +69,7 @@ def test_cpu_small_variant_uses_the_full_schema(name):
     full, small = _load(name), _load(f"{name}_cpu_small")
     extra = set(_keys(small)) - set(_keys(full))
     assert not extra, f"{name}_cpu_small.yaml has keys {sorted(extra)} that {name}.yaml lacks"
-    assert small["runner"]["total_steps"] <= 100
+    assert small["runner"].get("total_steps", 0) <= 100  # quesst14_dtw does not train
 
 
 @pytest.mark.parametrize("name", sorted(SUPERB))

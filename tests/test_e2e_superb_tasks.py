@@ -77,3 +77,20 @@ def test_diarization_train_then_evaluate(diarization_root, tmp_path, plugin_cach
     test = re.findall(r"mode test acc ([-0-9.eE]+) der ([-0-9.eE]+)", evaluation.output)
     assert len(test) == 1 and 0.0 <= float(test[0][0]) <= 1.0
     assert sorted(p.name for p in (expdir / "scoring" / "predictions").iterdir()) == ["test_000.h5", "test_001.h5"]
+
+
+def test_quesst14_dtw_evaluate(quesst14_root, tmp_path, plugin_cache_env):
+    pytest.importorskip("dtw", reason="s3prl's quesst14_dtw expert needs dtw-python (not in tools/requirements.txt)")
+    pytest.importorskip("lxml", reason="s3prl's quesst14_dtw expert needs lxml (not in tools/requirements.txt)")
+    from lxml import etree
+
+    expdir = tmp_path / "exp"
+    run_downstream(["-m", "evaluate", "-t", "dev", "-u", "hubert_tiny", "-d", "quesst14_dtw",
+                    "-c", str(CONFIG_DIR / "quesst14_dtw_cpu_small.yaml"), "-p", str(expdir),
+                    "-o", _tool("make_quesst14").overrides(quesst14_root)], env=plugin_cache_env).check()
+    termlists = etree.parse(str(expdir / "benchmark.stdlist.xml")).getroot().findall("detected_termlist")
+    assert sorted(t.get("termid") for t in termlists) == [f"quesst14_dev_{n:04d}" for n in range(4)]
+    for termlist in termlists:
+        terms = termlist.findall("term")
+        assert len(terms) == 16 and {t.get("decision") for t in terms} <= {"YES", "NO"}
+        assert all(abs(float(t.get("score"))) < 10 for t in terms)  # per-query z-scores
