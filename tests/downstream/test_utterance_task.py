@@ -96,3 +96,13 @@ def test_subsample_is_seeded_and_ordered():
     assert picked == subsample(items, 5, seed=1) and len(picked) == 5
     assert [int(e.uid) for e in picked] == sorted(int(e.uid) for e in picked)
     assert subsample(items, None, seed=1) == items
+
+
+def test_mlp_probe_and_no_projector_from_the_config(tmp_path):
+    cls = expert_for("toy", lambda datarc: _toy_task(tmp_path, n_per_class=1))
+    modelrc = {"projector_dim": 0, "select": "UtteranceLevel",
+               "UtteranceLevel": {"pooling": "MeanPooling",
+                                  "post_net": {"select": "FrameLevel", "FrameLevel": {"hiddens": [32]}}}}
+    expert = cls(upstream_dim=8, expdir=str(tmp_path), downstream_expert={"datarc": {"batch_size": 2}, "modelrc": modelrc})
+    shapes = sorted(tuple(p.shape) for p in expert.parameters())
+    assert shapes == [(3,), (3, 32), (32,), (32, 8)]  # 8 -> 32 -> 3, no projector
