@@ -87,3 +87,14 @@ def test_collect_tabulates_means_normalised_and_superb(tmp_path):
     new_asr = next(r for r in rows if r["entry"] == "new" and r["task"] == "asr")
     assert float(new_asr["normalised"]) == pytest.approx(2000.0) and new_asr["metric"] == "test-clean wer"
     assert (spec.sweep_dir / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_moved_sweep_still_collects(tmp_path):
+    import shutil
+
+    spec = _fake_sweep(tmp_path)
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(spec.sweep_dir), moved)
+    table = collect(moved)
+    assert table.sweep_dir == moved and table.value("new", "asr") == pytest.approx(0.1)
+    assert all(r["log"].startswith(str(spec.sweep_dir)) for r in table.runs if r["status"] == "done")  # as recorded

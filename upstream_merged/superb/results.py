@@ -102,14 +102,20 @@ def _mean(values: List[Optional[float]]) -> Optional[float]:
     return None if not values or any(v is None for v in values) else statistics.fmean(values)
 
 
+def load_sweep_spec(sweep_dir: Path):
+    """The spec a sweep directory was run with, pointed at that directory (so a moved sweep still collects)."""
+    from upstream_merged.superb.spec import load_spec
+
+    spec = load_spec(Path(sweep_dir) / SPEC_COPY)
+    return spec.model_copy(update={"output_dir": str(Path(sweep_dir).resolve())})
+
+
 def collect(sweep_dir: Path) -> SweepTable:
     """Read the sweep's spec copy and every run's DONE / FAILED record into a table."""
     from upstream_merged.superb.commands import plan_sweep
     from upstream_merged.superb.runner import DONE, FAILED
-    from upstream_merged.superb.spec import load_spec
-
     sweep_dir = Path(sweep_dir)
-    spec = load_spec(sweep_dir / SPEC_COPY)
+    spec = load_sweep_spec(sweep_dir)
     runs: List[dict] = []
     values: Dict[Tuple[str, str], List[float]] = {}
     for plan in plan_sweep(spec):

@@ -112,11 +112,10 @@ def package(expdirs: Mapping[str, Path], out: Path, force: bool = False) -> Path
 def expdirs_from_sweep(sweep_dir: Path, entry: str, seed: Optional[int] = None) -> Dict[str, Path]:
     """Each leaderboard task's expdir from a sweep's finished runs of ``entry`` (refuses unfinished ones)."""
     from upstream_merged.superb.commands import plan_sweep
-    from upstream_merged.superb.results import SPEC_COPY
+    from upstream_merged.superb.results import load_sweep_spec
     from upstream_merged.superb.runner import DONE
-    from upstream_merged.superb.spec import load_spec
 
-    spec = load_spec(Path(sweep_dir) / SPEC_COPY)
+    spec = load_sweep_spec(Path(sweep_dir))
     labels = [e.key for e in spec.entries]
     if entry not in labels:
         raise SubmissionError(f"entry {entry!r} is not in the sweep {sweep_dir} (entries: {labels})")

@@ -54,7 +54,7 @@ def run_sweep(spec: SweepSpec, executor: Optional[Executor] = None) -> SweepTabl
     sweep_dir = spec.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
     tmp = sweep_dir / f".{SPEC_COPY}.tmp"
-    tmp.write_text(dump_spec(spec))
+    tmp.write_text(dump_spec(spec.model_copy(update={"output_dir": str(sweep_dir)})))
     tmp.replace(sweep_dir / SPEC_COPY)  # collect() reads this copy
     todo = [p for p in plans if run_state(p) != "done"]
     for i, plan in enumerate(p for p in plans if p not in todo):
