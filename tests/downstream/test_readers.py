@@ -56,6 +56,8 @@ def test_gtzan_seeded_stratified_split(tmp_path):
 
 def test_gtzan_lists_win_and_partial_lists_are_refused(tmp_path):
     _gtzan(tmp_path, per_genre=3)
+    (tmp_path / "genres" / "rock" / "rock.00002.wav").unlink()  # marsyas' original archive holds .au files
+    sf.write(tmp_path / "genres" / "rock" / "rock.00002.au", np.zeros(100), 22050, format="AU", subtype="PCM_16")
     (tmp_path / "train_filtered.txt").write_text("blues/blues.00000.wav\nrock/rock.00002.wav\n")
     with pytest.raises(FileNotFoundError, match="provide all three"):
         read_gtzan({"gtzan_root": str(tmp_path)})
@@ -63,6 +65,7 @@ def test_gtzan_lists_win_and_partial_lists_are_refused(tmp_path):
     (tmp_path / "test_filtered.txt").write_text("jazz/jazz.00002.wav\n")
     data = read_gtzan({"gtzan_root": str(tmp_path)})
     assert [e.uid for e in data.splits["train"]] == ["blues/blues.00000", "rock/rock.00002"]
+    assert data.splits["train"][1].path.name == "rock.00002.au"
     assert data.splits["dev"][0].label == GTZAN_GENRES.index("pop")
 
 

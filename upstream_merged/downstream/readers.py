@@ -4,7 +4,7 @@ The synthetic sets of ``tools/make_{nsynth,gtzan,esc50}.py`` write the same layo
 download works unchanged:
 
 - NSynth: ``<nsynth_root>/nsynth-{train,valid,test}/examples.json`` + ``audio/<note id>.wav``.
-- GTZAN: ``<gtzan_root>/genres/<genre>/<genre>.000NN.wav`` (``genres_original`` also accepted);
+- GTZAN: ``<gtzan_root>/genres/<genre>/<genre>.000NN.wav`` (``.au`` and ``genres_original/`` also accepted);
   split lists ``{train,valid,test}_filtered.txt`` (lines ``blues/blues.00029.wav``, the
   fault-filtered split of Kereliuk et al. 2015 used by MARBLE) in ``split_dir`` (default: the root)
   when present, else a seeded stratified split.
@@ -108,6 +108,11 @@ def _gtzan_genres_dir(root: Path) -> Path:
                             f"(fix datarc.gtzan_root)")
 
 
+def _audio_files(folder: Path) -> list[Path]:
+    """GTZAN clips of one genre folder: .wav (converted copies) or .au (marsyas' original archive)."""
+    return sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".au"))
+
+
 def _readable(path: Path) -> bool:
     try:
         sf.info(str(path))
@@ -121,7 +126,7 @@ def read_gtzan(datarc: dict) -> TaskData:
     """GTZAN genres, split by the fault-filtered lists when present, otherwise a seeded stratified split."""
     root = datarc_path(datarc, "gtzan_root")
     genres_dir = _gtzan_genres_dir(root)
-    present = sorted(p.name for p in genres_dir.iterdir() if p.is_dir() and any(p.glob("*.wav")))
+    present = sorted(p.name for p in genres_dir.iterdir() if p.is_dir() and _audio_files(p))
     classes = GTZAN_GENRES if set(present) <= set(GTZAN_GENRES) else tuple(present)
     index = {g: i for i, g in enumerate(classes)}
 
@@ -129,7 +134,10 @@ def read_gtzan(datarc: dict) -> TaskData:
         genre = rel.split("/")[0]
         if genre not in index:
             raise ValueError(f"GTZAN list entry {rel!r}: unknown genre {genre!r} (expected one of {list(classes)})")
-        return Example(genres_dir / rel, index[genre], rel.rsplit(".", 1)[0])
+        path = genres_dir / rel
+        if not path.exists() and path.with_suffix(".au").exists():  # lists name .wav; marsyas' archive has .au
+            path = path.with_suffix(".au")
+        return Example(path, index[genre], rel.rsplit(".", 1)[0])
 
     split_dir = Path(datarc.get("split_dir") or root)
     lists = {split: split_dir / name for split, name in GTZAN_LISTS.items()}
@@ -146,7 +154,7 @@ def read_gtzan(datarc: dict) -> TaskData:
     rng = np.random.default_rng(int(datarc.get("split_seed", 0)))
     splits = {s: [] for s in GTZAN_LISTS}
     for genre in present:
-        files = [p for p in sorted((genres_dir / genre).glob("*.wav")) if _readable(p)]
+        files = [p for p in _audio_files(genres_dir / genre) if _readable(p)]
         order = rng.permutation(len(files))
         n_dev = max(1, int(round(len(files) * ratio[1] / sum(ratio))))
         n_test = max(1, int(round(len(files) * ratio[2] / sum(ratio))))
