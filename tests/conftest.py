@@ -130,3 +130,12 @@ def quesst14_root(tmp_path_factory) -> Path:
     if not root.exists():
         _superb_tool("make_quesst14").build(root, documents=16)
     return root
+
+
+@pytest.fixture(scope="session")
+def libriphone_root(tmp_path_factory) -> Path:
+    """A tiny synthetic LibriSpeech corpus with an espeak-ng phone lexicon (tools/make_libriphone.py)."""
+    root = tmp_path_factory.getbasetemp() / "libriphone"
+    if not root.exists():
+        _superb_tool("make_libriphone").build(root, speakers=2, chapters=1, utterances=4)
+    return root

@@ -94,3 +94,19 @@ def test_quesst14_dtw_evaluate(quesst14_root, tmp_path, plugin_cache_env):
         terms = termlist.findall("term")
         assert len(terms) == 16 and {t.get("decision") for t in terms} <= {"YES", "NO"}
         assert all(abs(float(t.get("score"))) < 10 for t in terms)  # per-query z-scores
+
+
+def test_phoneme_recognition_train_then_evaluate(libriphone_root, tmp_path, plugin_cache_env):
+    expdir = tmp_path / "exp"
+    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "ctc",
+                          "-c", str(CONFIG_DIR / "ctc_libriphone_cpu_small.yaml"), "-p", str(expdir),
+                          "-o", _tool("make_libriphone").overrides(libriphone_root)], env=plugin_cache_env).check()
+    dev = run.metric("dev per")
+    assert len(dev) == 2 and all(0.0 <= per <= 1.5 for per in dev)
+    assert (expdir / "dev-best.ckpt").is_file() and len((expdir / "dev-hyp.ark").read_text().splitlines()) == 8
+
+    evaluation = run_downstream(["-m", "evaluate", "-e", str(expdir / "dev-best.ckpt"), "-t", "test"],
+                                env=plugin_cache_env).check()
+    assert len(evaluation.metric("test per")) == 1
+    refs = (expdir / "test-ref.ark").read_text().splitlines()
+    assert len(refs) == 8 and all(len(line.split()) > 3 for line in refs)  # utterance id + phones

@@ -36,3 +36,44 @@ def test_missing_root_names_the_override_key(tmp_path, voxceleb1_root):
         module.SpeakerClassifiDataset("dev", tmp_path / "absent", str(voxceleb1_root / "iden_split.txt"))
     with pytest.raises(FileNotFoundError, match=r"-o config\.downstream_expert\.datarc\.meta_data="):
         module.SpeakerClassifiDataset("dev", voxceleb1_root, str(tmp_path / "absent.txt"))
+
+
+def test_ctc_gets_a_libriphone_corpus_reader(libriphone_root):
+    import s3prl.downstream.ctc as ctc
+    from s3prl.downstream.ctc.text import load_text_encoder
+
+    from upstream_merged.s3prl_ctc.corpus import libriphone as ours
+
+    stock_has_corpus = (Path(ctc.__path__[0]) / "corpus").is_dir()
+    assert (str(stock_patches.CTC_CORPUS_DIR) in ctc.__path__) != stock_has_corpus
+    from s3prl.downstream.ctc.corpus.libriphone import LibriPhoneDataset
+
+    tokenizer = load_text_encoder("word", str(libriphone_root / "phoneme.txt"))
+    dataset = LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(libriphone_root / "LibriSpeech"),
+                                [str(libriphone_root / "lexicon.txt")])
+    lengths = [len(ids) for ids in dataset.text]
+    assert len(dataset) == 8 and lengths == sorted(lengths, reverse=True)
+    path, ids = dataset[0]
+    assert ids[-1] == tokenizer.eos_idx and tokenizer.unk_idx not in ids
+    words = ours.read_transcripts([path])[path.stem].split()
+    lexicon = dict((line.split()[0], line.split()[1:]) for line in (libriphone_root / "lexicon.txt").read_text().splitlines())
+    assert tokenizer.decode(ids) == " ".join(p for w in words for p in lexicon[w])
+    assert len(LibriPhoneDataset(["dev-clean"], tokenizer, 4, str(libriphone_root / "LibriSpeech"),
+                                 [str(libriphone_root / "lexicon.txt")])[6]) == 4  # buckets stay full at the end
+
+
+def test_libriphone_errors_name_the_config_key(tmp_path, libriphone_root):
+    from s3prl.downstream.ctc.text import load_text_encoder
+
+    from upstream_merged.s3prl_ctc.corpus.libriphone import LibriPhoneDataset
+
+    tokenizer = load_text_encoder("word", str(libriphone_root / "phoneme.txt"))
+    bad = tmp_path / "lexicon.txt"
+    bad.write_text("HELLO h @ l QQ\n")
+    with pytest.raises(ValueError, match=r"\['QQ'\].*vocab_file"):
+        LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(libriphone_root / "LibriSpeech"), [str(bad)])
+    bad.write_text("HELLO h @ l\n")
+    with pytest.raises(KeyError, match="corpus.lexicon"):
+        LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(libriphone_root / "LibriSpeech"), [str(bad)])
+    with pytest.raises(FileNotFoundError, match="corpus.path"):
+        LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(tmp_path), [str(bad)])

@@ -10,16 +10,20 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream", "s3prl.downstream.voxceleb1.dataset")
+_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream", "s3prl.downstream.voxceleb1.dataset", "s3prl.downstream.ctc")
 
 
 def _patch(module) -> None:
-    """Register the plugin in s3prl.hub / s3prl.downstream, or redirect voxceleb1's file-list cache."""
+    """Register the plugin in s3prl.hub / s3prl.downstream, or fix a stock downstream (see stock_patches)."""
     # deferred imports: heavy modules only when s3prl is used
     if module.__name__ == "s3prl.downstream.voxceleb1.dataset":
         from upstream_merged.stock_patches import patch_voxceleb1_dataset
 
         patch_voxceleb1_dataset(module)
+    elif module.__name__ == "s3prl.downstream.ctc":
+        from upstream_merged.stock_patches import add_ctc_corpus
+
+        add_ctc_corpus(module)
     else:
         from upstream_merged import registry
 

@@ -1,10 +1,16 @@
-"""Keep stock s3prl downstreams from caching into site-packages: voxceleb1's file lists go to our cache.
+"""Fixes for gaps of the PyPI s3prl 0.4.18 downstreams, applied by the plugin's import hook.
+
+1. voxceleb1's file lists go to our cache, not into site-packages.
 
 s3prl 0.4.18's ``voxceleb1`` dataset pickles its train/dev/test file lists into
 ``site-packages/s3prl/downstream/voxceleb1/.cache/<split>.pkl`` and reuses them for *any* later data
 root (stale lists, writes into site-packages). The hook redirects that directory, per dataset, to
 ``<plugin cache>/s3prl_file_lists/voxceleb1/<key>/``, the key hashing the data root and the split
 file's path and content, and refuses a missing data root with the ``-o`` key to set.
+
+2. The wheel has no ``s3prl/downstream/ctc/corpus/`` (it lacks an ``__init__.py``, so packaging drops
+it) and ``-d ctc`` cannot load any corpus. When it is absent, ``upstream_merged/s3prl_ctc/`` (our
+``corpus.libriphone`` reader for SUPERB PR) is appended to ``s3prl.downstream.ctc.__path__``.
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from types import ModuleType
 logger = logging.getLogger(__name__)
 
 VOXCELEB1_DATASET = "s3prl.downstream.voxceleb1.dataset"
+CTC_PACKAGE = "s3prl.downstream.ctc"
+CTC_CORPUS_DIR = Path(__file__).resolve().parent / "s3prl_ctc"
 _PATCHED_MARK = "_upstream_merged_patched"
 
 
@@ -53,3 +61,11 @@ def patch_voxceleb1_dataset(module: ModuleType) -> None:
 
     setattr(__init__, _PATCHED_MARK, True)
     cls.__init__ = __init__
+
+
+def add_ctc_corpus(package: ModuleType) -> None:
+    """Let ``s3prl.downstream.ctc`` import ``.corpus.*`` from the plugin when the installed s3prl lacks it."""
+    paths = list(package.__path__)
+    if str(CTC_CORPUS_DIR) in paths or any((Path(p) / "corpus").is_dir() for p in paths):
+        return
+    package.__path__.append(str(CTC_CORPUS_DIR))
