@@ -61,7 +61,11 @@ def load_pair(recipe: MAMRecipe) -> LoadedPair:
 
 
 def _write_target(target: AttentionModel, state: dict, out_dir: Path) -> None:
-    if target.arch == "hubert":
+    if target.task_model is not None:  # HubertForCTC dir / fine-tuned BEATs .pt, head unchanged
+        from upstream_merged.mam.task_models import write_task_target
+
+        write_task_target(target.task_model, target.path, state, out_dir)
+    elif target.arch == "hubert":
         from safetensors.torch import save_file
 
         for name in HF_COPIED:
@@ -93,6 +97,8 @@ def build_merged_dir(recipe: MAMRecipe, out_dir: Path, recipe_text: Optional[str
 
 
 def _report(recipe: MAMRecipe, pair: LoadedPair, before: dict, merged: dict) -> dict:
+    from upstream_merged.mam.task_models import head_kind
+
     pairs = tensor_pairs(pair.plan, pair.target.layout, pair.source.layout)
     per_layer = []
     for item in pair.plan.layers:
@@ -101,7 +107,8 @@ def _report(recipe: MAMRecipe, pair: LoadedPair, before: dict, merged: dict) -> 
                           "relative_change": relative_change(before, merged, names)})
     return {
         "method": "mam",
-        "target": {"path": str(pair.target.path), "arch": pair.target.arch, **vars(pair.target.dims)},
+        "target": {"path": str(pair.target.path), "arch": pair.target.arch, **vars(pair.target.dims),
+                   "head": head_kind(pair.target.task_model)},
         "source": {"path": str(pair.source.path), "arch": pair.source.arch, **vars(pair.source.dims),
                    "load_notes": pair.source.notes},
         "roles": list(pair.plan.roles),

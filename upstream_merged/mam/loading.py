@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -26,6 +26,7 @@ class AttentionModel:
     sample_rate: int = 16000
     normalize: bool = False
     notes: List[str] = field(default_factory=list)
+    task_model: Optional[torch.nn.Module] = None  # HubertForCTC / BEATsClassifier holding ``model`` and its head
 
     @property
     def layout(self) -> AttentionLayout:
@@ -72,6 +73,12 @@ def load_attention_model(path: Path, allow_pickle: bool = False) -> AttentionMod
         raise CheckpointError(f"{path}: allow_pickle applies only to BEATs .pt checkpoints, and this is a {arch} "
                               f"model (always read weights-only); remove allow_pickle from the recipe")
     if arch == "hubert":
+        from upstream_merged.mam.task_models import is_ctc_dir, load_hubert_ctc
+
+        if is_ctc_dir(path):  # a task model: loaded strictly WITH its CTC head; MAM merges its encoder only
+            ctc = load_hubert_ctc(path)
+            return AttentionModel(arch, ctc.encoder, ctc.model.config.to_dict(), path, 16000,
+                                  bool(ctc.processor.feature_extractor.do_normalize), task_model=ctc.model)
         from upstream_merged.models.hubert import load_hubert_family
 
         encoder = load_hubert_family(path)
@@ -88,6 +95,12 @@ def load_attention_model(path: Path, allow_pickle: bool = False) -> AttentionMod
 def _load_beats(path: Path, allow_pickle: bool = False) -> AttentionModel:
     from upstream_merged.models.beats import find_beats_file, load_beats
 
+    from upstream_merged.mam.task_models import load_task_model
+
     file = find_beats_file(path)
+    classifier = load_task_model(file, allow_pickle=allow_pickle)
+    if classifier is not None:  # fine-tuned: loaded strictly WITH its predictor; MAM merges the encoder only
+        return AttentionModel("beats", classifier.beats, classifier.beats.config.to_dict(), file,
+                              task_model=classifier)
     model = load_beats(file, allow_pickle=allow_pickle)
     return AttentionModel("beats", model, model.config.to_dict(), file)

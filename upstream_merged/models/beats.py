@@ -6,6 +6,7 @@ the official ``model`` keys, including ``encoder.pos_conv.0.weight_g``/``weight_
 ``relative_attention_bias`` entry per layer — the official model ties one embedding into every layer,
 and ``state_dict()`` lists a tied module under each of its names). Fine-tuned checkpoints add a
 ``predictor`` head; it is dropped on load (logged): s3prl uses the encoder only.
+(``upstream_merged.mam.task_models.load_beats_classifier`` loads it WITH the head, strictly.)
 
 Architecture: Kaldi fbank (128 mel, 25 ms / 10 ms) -> Conv2d patches 16x16 -> LayerNorm ->
 Linear -> conv positional embedding (weight norm) -> post-LN transformer with DeepNorm residual

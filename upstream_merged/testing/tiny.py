@@ -16,6 +16,7 @@ WRITER_MODULES = (
     "upstream_merged.testing.tiny_text_image",
     "upstream_merged.testing.tiny_beats",
     "upstream_merged.testing.tiny_fusion",
+    "upstream_merged.testing.tiny_task_models",
 )
 TINY_FORMAT_VERSION = 1
 _WRITERS: Dict[str, Callable[[Path, int], None]] = {}
