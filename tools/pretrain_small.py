@@ -41,7 +41,7 @@ HOP = 320  # the HuBERT CNN's total stride: one encoder frame per 320 samples (5
 
 # The shipped small architecture (both encoders): HuBERT's CNN kernels/strides at reduced width.
 ARCH = dict(
-    conv_dim=[192] * 7,
+    conv_dim=[128] * 7,
     conv_kernel=[10, 3, 3, 3, 3, 2, 2],
     conv_stride=[5, 2, 2, 2, 2, 2, 2],
     conv_bias=False,
@@ -272,9 +272,10 @@ def build_model(arch: dict, init_seed: int):
     """A HubertModel of ``arch`` with span masking enabled, randomly initialised from ``init_seed``."""
     from transformers import HubertConfig, HubertModel
 
-    torch.manual_seed(init_seed)
     config = HubertConfig(**arch, apply_spec_augment=True)
-    return HubertModel(config)
+    with torch.random.fork_rng():  # transformers initialises from the global RNG; leave the caller's state alone
+        torch.manual_seed(init_seed)
+        return HubertModel(config)
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: float = 0.08) -> float:
@@ -318,6 +319,8 @@ def probe_labels(rows: List[dict], domain: str) -> Dict[str, List]:
     table: Dict[str, List] = {}
     for key in sorted(rows[0]["labels"]):
         values = [r["labels"].get(key) for r in rows]
+        if key in ("notes", "seconds", "sample_rate"):  # counts and constants, not classes
+            continue
         if all(isinstance(v, (str, int, bool)) for v in values) and 2 <= len(set(values)) <= 40:
             table[key] = values
     return table
@@ -440,6 +443,10 @@ def main(argv=None) -> int:
     parser.add_argument("--probe-only", action="store_true",
                         help="only run the linear probe of OUT/encoder vs its random init (writes OUT/probe.json)")
     parser.add_argument("--probe-clips", type=int, default=300)
+    parser.add_argument("--ship-to", type=Path, default=None,
+                        help="copy the finished encoder here (e.g. upstream_merged/pretrained/hubert_small) "
+                             "and rewrite the SHA256SUMS next to it")
+    parser.add_argument("--ship-only", action="store_true", help="only copy a finished OUT/encoder to --ship-to")
     parser.add_argument("--arch", choices=["small", "test"], default="small")
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     args = parser.parse_args(argv)
@@ -450,6 +457,11 @@ def main(argv=None) -> int:
     out: Path = args.out
     if args.probe_only:
         return run_probe(args, arch, init_seed)
+    if args.ship_only:
+        if args.ship_to is None:
+            parser.error("--ship-only needs --ship-to DEST")
+        ship(out / "encoder", args.ship_to)
+        return 0
     if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure):
         parser.error(f"{out} is not empty; pass --force to replace it or --resume to continue")
     if args.force and not args.resume and out.exists():
@@ -548,9 +560,36 @@ def main(argv=None) -> int:
                "argv": sys.argv[1:] if argv is None else list(argv)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     ckpt_path.unlink(missing_ok=True)
-    run_probe(args, arch, init_seed)
+    if args.probe_clips > 0:
+        run_probe(args, arch, init_seed)
+    if args.ship_to is not None:
+        ship(encoder_dir, args.ship_to)
     logger.info("done: %d steps in %.0f s (+ %.0f s targets); encoder in %s", steps, train_seconds, prep_seconds, encoder_dir)
     return 0
+
+
+SHIPPED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+
+
+def ship(encoder_dir: Path, dest: Path) -> None:
+    """Copy an encoder dir's HF files into ``dest`` and rewrite ``dest``/../SHA256SUMS (sha256sum format)."""
+    import hashlib
+
+    missing = [name for name in SHIPPED_FILES if not (encoder_dir / name).is_file()]
+    if missing:
+        raise SystemExit(f"{encoder_dir} lacks {', '.join(missing)}: train first (without --ship-only)")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED_FILES:
+        shutil.copyfile(encoder_dir / name, dest / name)
+    root = dest.parent
+    lines = []
+    for path in sorted(root.glob("*/*")):
+        if path.name in SHIPPED_FILES:
+            lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")
+    tmp = root / "SHA256SUMS.tmp"
+    tmp.write_text("".join(lines))
+    os.replace(tmp, root / "SHA256SUMS")
+    logger.info("shipped %s -> %s; %s updated", encoder_dir, dest, root / "SHA256SUMS")
 
 
 def run_probe(args, arch: dict, init_seed: int) -> int:

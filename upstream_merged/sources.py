@@ -8,6 +8,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny:"
+SMALL_PREFIX = "small:"
 _WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.pt", "*.txt", "*.model"]
 
 
@@ -27,7 +28,8 @@ def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "
     ``flag`` tells the user where to put a local copy: a CLI flag such as ``-k`` or a recipe key
     such as ``sources.b:``.
 
-    Accepts an existing path, ``tiny:<arch>[:seed]`` for the embedded tiny models, or a Hugging Face
+    Accepts an existing path, ``tiny:<arch>[:seed]`` for the embedded tiny models, ``small:hubert`` /
+    ``small:mert`` for the shipped small encoders, or a Hugging Face
     repo id, which is taken from the local HF cache or downloaded when the network allows it.
     """
     text = str(source)
@@ -35,6 +37,10 @@ def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "
         from upstream_merged.testing.tiny import materialize_tiny
 
         return materialize_tiny(text)
+    if text.startswith(SMALL_PREFIX):  # the small encoders pretrained here, shipped in the package
+        from upstream_merged.pretrained import resolve_small
+
+        return resolve_small(text)
     path = Path(text).expanduser()
     if path.exists():
         return path.resolve()

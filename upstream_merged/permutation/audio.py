@@ -74,7 +74,12 @@ def list_clips(calibration, seed: int) -> List[ClipRef]:
             raise CalibrationError(f"no .wav/.flac files under calibration directory {directory}")
         files.extend(found)
     if calibration.manifest:
-        files.extend(manifest_files(Path(calibration.manifest)))
+        manifest = calibration.manifest
+        if manifest.startswith("synth:"):  # a seeded synthetic set, written into the cache on first use
+            from upstream_merged.synth.calibration import materialize_calibration
+
+            manifest = materialize_calibration(manifest)
+        files.extend(manifest_files(Path(manifest)))
     refs.extend(ClipRef(0, path=str(p)) for p in files)
     synthetic = calibration.synthetic
     if synthetic is not None:
