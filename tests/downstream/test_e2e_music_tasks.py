@@ -32,8 +32,3 @@ def test_train_then_evaluate(task, request, tmp_path, plugin_cache_env):
                                 env=plugin_cache_env).check()
     assert evaluation.metric("test acc") == [pytest.approx(test[best], abs=1e-9)]
 
-
-def test_unset_data_path_names_the_override(tmp_path, plugin_cache_env):
-    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "esc50", "-c",
-                          str(CONFIG_DIR / "esc50_cpu_small.yaml"), "-p", str(tmp_path / "exp")], env=plugin_cache_env)
-    assert run.returncode != 0 and "-o config.downstream_expert.datarc.esc50_root=" in run.output
