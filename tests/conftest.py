@@ -139,3 +139,12 @@ def libriphone_root(tmp_path_factory) -> Path:
     if not root.exists():
         _superb_tool("make_libriphone").build(root, speakers=2, chapters=1, utterances=4)
     return root
+
+
+@pytest.fixture(scope="session")
+def snips_root(tmp_path_factory) -> Path:
+    """A small synthetic Audio-SNIPS-style set with slots (tools/make_snips.py): 16 speakers x 2 utterances."""
+    root = tmp_path_factory.getbasetemp() / "snips"
+    if not root.exists():
+        _superb_tool("make_snips").build(root, per_speaker=2)
+    return root

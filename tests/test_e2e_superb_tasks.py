@@ -110,3 +110,19 @@ def test_phoneme_recognition_train_then_evaluate(libriphone_root, tmp_path, plug
     assert len(evaluation.metric("test per")) == 1
     refs = (expdir / "test-ref.ark").read_text().splitlines()
     assert len(refs) == 8 and all(len(line.split()) > 3 for line in refs)  # utterance id + phones
+
+
+def test_slot_filling_train_then_evaluate(snips_root, tmp_path, plugin_cache_env):
+    expdir = tmp_path / "exp"
+    run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "ctc",
+                          "-c", str(CONFIG_DIR / "ctc_snips_cpu_small.yaml"), "-p", str(expdir),
+                          "-o", _tool("make_snips").overrides(snips_root)], env=plugin_cache_env).check()
+    f1, cer = run.metric("dev slot_type_f1"), run.metric("dev slot_value_cer")
+    assert len(f1) == 2 and len(cer) == 2 and all(0.0 <= v <= 1.0 for v in f1)
+    refs = (expdir / "dev-ref.ark").read_text().splitlines()
+    assert len(refs) == 8 and all("B-" in line and "E-" in line for line in refs)  # slot-tagged references
+
+    evaluation = run_downstream(["-m", "evaluate", "-e", str(expdir / f"states-{STEPS}.ckpt"), "-t", "test"],
+                                env=plugin_cache_env).check()
+    assert len(evaluation.metric("test slot_type_f1")) == 1 and len(evaluation.metric("test slot_value_cer")) == 1
+    assert len((expdir / "test-hyp.ark").read_text().splitlines()) == 8

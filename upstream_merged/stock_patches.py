@@ -10,7 +10,8 @@ file's path and content, and refuses a missing data root with the ``-o`` key to 
 
 2. The wheel has no ``s3prl/downstream/ctc/corpus/`` (it lacks an ``__init__.py``, so packaging drops
 it) and ``-d ctc`` cannot load any corpus. When it is absent, ``upstream_merged/s3prl_ctc/`` (our
-``corpus.libriphone`` reader for SUPERB PR) is appended to ``s3prl.downstream.ctc.__path__``.
+``corpus.libriphone`` and ``corpus.snips`` readers for SUPERB PR and SF) is appended to
+``s3prl.downstream.ctc.__path__``.
 """
 from __future__ import annotations
 

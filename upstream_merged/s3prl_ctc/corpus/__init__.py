@@ -2,5 +2,6 @@
 
 The plugin's import hook appends this package's parent directory to ``s3prl.downstream.ctc.__path__``
 when the installed s3prl has no ``ctc/corpus`` of its own, so the stock ``ctc/data.py`` finds
-``from .corpus.libriphone import LibriPhoneDataset`` here.
+``from .corpus.libriphone import LibriPhoneDataset`` (PR) and ``.corpus.snips`` (SF) here. The other
+corpora of the repository (librispeech, common_voice) are not provided.
 """
