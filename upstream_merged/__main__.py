@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     from upstream_merged.superb.cli import add_parsers as add_superb_commands  # sweep, submit
 
     add_superb_commands(sub, add_command)
+    from upstream_merged.mam.zero_shot_cli import add_parser as add_mam_eval_command  # mam-eval
+
+    add_mam_eval_command(sub, add_command)
     return parser
 
 
