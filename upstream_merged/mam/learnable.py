@@ -26,8 +26,10 @@ LAMBDA_MODULE = "mam_lambda"  # attribute name; checkpoints hold <...>.mam_lambd
 class LambdaBank(nn.Module):
     """One trainable λ per merged target layer, stored as a logit (λ = sigmoid(logit))."""
 
-    def __init__(self, layers: Sequence[int], init: Sequence[float]):
+    def __init__(self, layers: Sequence[int], init: Sequence[float], lr_scale: float = 1.0):
         super().__init__()
+        if not lr_scale > 0:
+            raise MAMError(f"lambda_lr_scale {lr_scale} must be > 0")
         if len(layers) != len(init):
             raise MAMError(f"lambda_init has {len(init)} values for {len(layers)} merged layers")
         for layer, value in zip(layers, init):
@@ -35,12 +37,19 @@ class LambdaBank(nn.Module):
                 raise MAMError(f"lambda_init {value} (layer {layer}) must lie strictly inside (0, 1): "
                                f"learnable λ is sigmoid(logit) and cannot start at a bound")
         logits = torch.tensor([math.log(v / (1.0 - v)) for v in init], dtype=torch.float32)
-        self.logits = nn.Parameter(logits)  # (L_merged,)
+        # λ's own learning rate (recipe `lambda_lr_scale`): the stored parameter is logit / scale and λ =
+        # sigmoid(scale · parameter). s3prl's runner puts every upstream parameter in ONE optimizer group with
+        # one lr, so the scale lives in the parametrization: under Adam/AdamW (scale-invariant steps) the logit
+        # moves scale x as far per step as at scale 1, i.e. lr_λ = scale · lr; under plain SGD it is scale² · lr.
+        self.lr_scale = float(lr_scale)
+        self.logits = nn.Parameter(logits / self.lr_scale)  # (L_merged,)
+        if self.lr_scale != 1.0:  # stored so checkpoints read back the right λ (absent at the default)
+            self.register_buffer("logit_scale", torch.tensor(self.lr_scale, dtype=torch.float32))
         self.register_buffer("layers", torch.tensor(list(layers), dtype=torch.long))  # target layer of each λ
 
     def values(self) -> torch.Tensor:
         """λ per merged layer, in (0, 1)."""
-        return torch.sigmoid(self.logits)
+        return torch.sigmoid(self.logits * self.lr_scale)
 
     def as_dict(self) -> Dict[int, float]:
         """{target layer: λ} as plain floats."""
@@ -62,12 +71,12 @@ class MergedTensor(nn.Module):
 
 
 def attach_learnable(model: nn.Module, source_state: Mapping[str, torch.Tensor], plan: MergePlan,
-                     target_layout: AttentionLayout, source_layout: AttentionLayout) -> LambdaBank:
+                     target_layout: AttentionLayout, source_layout: AttentionLayout, lr_scale: float = 1.0) -> LambdaBank:
     """Parametrize the planned projections of ``model`` in place; return the λ bank (λ init = plan's λ)."""
     target_state = dict(model.state_dict())
     pairs = tensor_pairs(plan, target_layout, source_layout)
     check_pairs(pairs, target_state, source_state)
-    bank = LambdaBank([m.target for m in plan.layers], [m.lam for m in plan.layers])
+    bank = LambdaBank([m.target for m in plan.layers], [m.lam for m in plan.layers], lr_scale)
     index_of = {m.target: i for i, m in enumerate(plan.layers)}
     for item in plan.layers:
         for role in plan.roles:
@@ -94,5 +103,7 @@ def find_lambda_states(state: Mapping[str, torch.Tensor]) -> Dict[str, Dict[int,
         prefix = key[: -len(".logits")]
         layers = state.get(f"{prefix}.layers")
         layer_ids = [int(x) for x in layers] if layers is not None else list(range(len(logits)))
-        banks[prefix] = {layer: float(v) for layer, v in zip(layer_ids, torch.sigmoid(logits.float()))}
+        scale = state.get(f"{prefix}.logit_scale")
+        logits = logits.float() * (float(scale) if scale is not None else 1.0)
+        banks[prefix] = {layer: float(v) for layer, v in zip(layer_ids, torch.sigmoid(logits))}
     return banks

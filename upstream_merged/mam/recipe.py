@@ -9,6 +9,7 @@ Example::
     include_out_proj: false # also merge the attention output projection
     layer_map: {0: 0}       # only for unequal depths: target layer -> source layer
     learnable: false        # true = L-MAM (lambda_init instead of lambda)
+    lambda_lr_scale: 1.0    # L-MAM: λ's learning rate = this x the upstream's (Adam-family optimizers)
     allow_pickle: false     # true = a BEATs target .pt may be fully unpickled (only for files you trust)
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ class MAMRecipe(RecipeBase):
     learnable: bool = False
     lambda_init: Optional[Union[float, List[float]]] = None
     trainable: Literal["all", "lambdas"] = "all"  # L-MAM under -f: everything, or only the λ logits
+    lambda_lr_scale: float = Field(default=1.0, gt=0)  # L-MAM: λ's lr multiplier over the upstream's
     allow_pickle: bool = False  # BEATs target .pt that needs full unpickling: load it anyway (files you trust)
 
     @model_validator(mode="after")
@@ -53,6 +55,8 @@ class MAMRecipe(RecipeBase):
                 raise ValueError("`lambda_init` only applies with `learnable: true`")
             if self.trainable != "all":
                 raise ValueError("`trainable` only applies with `learnable: true`")
+            if self.lambda_lr_scale != 1.0:
+                raise ValueError("`lambda_lr_scale` only applies with `learnable: true` (a fixed λ is not trained)")
         return self
 
     @property

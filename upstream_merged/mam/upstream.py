@@ -89,7 +89,7 @@ def learnable_upstream(recipe: MAMRecipe, entry: Optional[str] = None) -> Learna
                          "(use a mam_* entry for a fixed-λ recipe)")
     pair = load_pair(recipe)
     bank = attach_learnable(pair.target.model, pair.source.model.state_dict(), pair.plan,
-                            pair.target.layout, pair.source.layout)
+                            pair.target.layout, pair.source.layout, lr_scale=recipe.lambda_lr_scale)
     upstream = LearnableMAMUpstream(target_upstream(pair.target), bank)
     if recipe.trainable == "lambdas":
         freeze_all_but_lambdas(upstream)
