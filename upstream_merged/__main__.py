@@ -19,14 +19,29 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         recipe = recipe.model_copy(update={"seed": args.seed})
     recipe = recipe.effective()  # what is built is what OUT/recipe.yaml records
     spec = methods()[recipe.method]
+    from upstream_merged.permutation.distributed import sharded_merge, torchrun_world
+
+    world = torchrun_world()
+    if recipe.method != "permutation" and (args.device is not None or world > 1):
+        raise SystemExit(f"error: --device and torchrun apply to permutation merges (their calibration pass); "
+                         f"recipe {args.recipe} is a {recipe.method!r} recipe: run it with plain python -m upstream_merged")
     if args.dry_run:
         print(spec.plan(recipe))
         return 0
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise SystemExit(f"error: output {out} exists and is not empty; pass --force to overwrite it")
-    text = recipe_yaml(recipe)
-    build_atomically(out, lambda tmp: spec.build(recipe, tmp, recipe_text=text, progress=not args.quiet), refresh=True)
+    if world > 1:  # torchrun: calibration sharded across ranks, rank 0 writes OUT
+        if sharded_merge(recipe, out, device=args.device, progress=not args.quiet) is not None:
+            print(f"wrote {out}")
+        return 0
+    if recipe.method == "permutation":
+        from upstream_merged.permutation.merge import build
+
+        build_atomically(out, lambda tmp: build(recipe, tmp, progress=not args.quiet, device=args.device), refresh=True)
+    else:
+        text = recipe_yaml(recipe)
+        build_atomically(out, lambda tmp: spec.build(recipe, tmp, recipe_text=text, progress=not args.quiet), refresh=True)
     print(f"wrote {out}")
     return 0
 
@@ -81,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     merge.add_argument("--seed", type=int, default=None, help="override the recipe's seed (recorded in OUT/recipe.yaml)")
     merge.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    merge.add_argument("--device", default=None, choices=None, metavar="{auto,cpu,cuda,cuda:N}",
+                       help="where a permutation merge calibrates (default: the recipe's calibration.device, auto = "
+                            "CUDA when available); not recorded in OUT, whose bytes do not depend on it")
 
     add_command(sub, "entries", _cmd_entries, "list the plugin's hub entries")
 

@@ -27,9 +27,10 @@ def target_frames(num_samples: int, rate: int) -> int:
     return max(1, round(num_samples / rate))
 
 
-def frame_interpolation(source: int, target: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Left index, right index and right weight of linear interpolation from ``source`` to ``target`` frames."""
-    position = (torch.arange(target, dtype=torch.float64) + 0.5) * (source / target) - 0.5
+def frame_interpolation(source: int, target: int, device: Optional[torch.device] = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left index, right index and right weight of linear interpolation from ``source`` to ``target`` frames (on ``device``)."""
+    position = (torch.arange(target, dtype=torch.float64, device=device) + 0.5) * (source / target) - 0.5
     position = position.clamp(min=0.0, max=source - 1)
     left = position.floor().long()
     right = (left + 1).clamp(max=source - 1)
@@ -41,9 +42,9 @@ def align_frames(layers: torch.Tensor, frames: int) -> torch.Tensor:
     source = layers.shape[2]
     if source == frames:
         return layers
-    left, right, weight = frame_interpolation(source, frames)
-    weight = weight.to(layers.device, layers.dtype)[:, None]  # (frames, 1)
-    lo, hi = layers[:, :, left.to(layers.device)], layers[:, :, right.to(layers.device)]
+    left, right, weight = frame_interpolation(source, frames, device=layers.device)  # built where the layers are
+    weight = weight.to(layers.dtype)[:, None]  # (frames, 1)
+    lo, hi = layers[:, :, left], layers[:, :, right]
     return torch.lerp(lo, hi, weight)
 
 

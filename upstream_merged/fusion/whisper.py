@@ -19,7 +19,7 @@ from torch import nn
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from upstream_merged.models.whisper import WhisperFrontendConfig
-from upstream_merged.upstream.base import S3PRL_SAMPLE_RATE, pad_batch, validate_wavs
+from upstream_merged.upstream.base import S3PRL_SAMPLE_RATE, full_precision, pad_batch, validate_wavs
 
 WhisperContext = Literal["clip", "padded"]
 LOG_FLOOR = 1e-10
@@ -45,7 +45,11 @@ class WhisperLogMel(nn.Module):
         return self.config.chunk_length * self.config.sampling_rate // self.config.hop_length
 
     def forward(self, audio: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """(B, N) samples -> (B, mels, num_frames): frames 0..num_frames-1 of the zero-padded clip."""
+        """(B, N) samples -> (B, mels, num_frames) float32 (even under autocast): frames 0..num_frames-1 of the zero-padded clip."""
+        with full_precision(audio.device):
+            return self._log_mel(audio.float(), num_frames)
+
+    def _log_mel(self, audio: torch.Tensor, num_frames: int) -> torch.Tensor:
         hop, half = self.config.hop_length, self.config.n_fft // 2
         samples = audio.shape[1]
         # Every frame whose window reaches the clip takes part in the per-clip maximum, as in the reference.
@@ -55,9 +59,9 @@ class WhisperLogMel(nn.Module):
         total = max(num_frames, touching)
         # Zero-pad so that no kept window reaches the reflected end: they then see the reference's zeros.
         padded = F.pad(audio, (0, max(0, (total - 1) * hop + half + 1 - samples)))
-        spec = torch.stft(padded, self.config.n_fft, hop, window=self.window, center=True, pad_mode="reflect",
+        spec = torch.stft(padded, self.config.n_fft, hop, window=self.window.float(), center=True, pad_mode="reflect",
                           return_complex=True)[..., :total]  # (B, F, total)
-        mel = self.filters @ spec.abs().pow(2)  # (B, M, total)
+        mel = self.filters.float() @ spec.abs().pow(2)  # (B, M, total)
         log_spec = mel.clamp(min=LOG_FLOOR).log10()
         peak = log_spec.amax(dim=(1, 2), keepdim=True)
         log_spec = torch.maximum(log_spec, peak - DYNAMIC_RANGE)
@@ -93,7 +97,7 @@ class WhisperEncoderUpstream(nn.Module):
 
     def stem(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, mels, M) -> (B, M / stride, D): the two GELU convs, before positions are added."""
-        x = F.gelu(self.encoder.conv1(mel))
+        x = F.gelu(self.encoder.conv1(mel.to(self.encoder.conv1.weight.dtype)))
         return F.gelu(self.encoder.conv2(x)).transpose(1, 2)
 
     def encode_window(self, x: torch.Tensor) -> List[torch.Tensor]:

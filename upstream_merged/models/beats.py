@@ -19,7 +19,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -148,13 +148,17 @@ def beats_fbank(wav: torch.Tensor) -> torch.Tensor:
     """Normalised Kaldi fbank (frames, 128) of one 16 kHz wav in [-1, 1], as the official preprocess."""
     if wav.dim() != 1:
         raise ValueError(f"beats_fbank expects a 1-D wav, got shape {tuple(wav.shape)}")
+    from upstream_merged.upstream.base import full_precision
+
+    wav = wav.float()  # the power spectrum of int16-scaled audio overflows fp16: always float32, even under autocast
     if wav.numel() < FRAME_LENGTH_SAMPLES:  # Kaldi framing needs one full 25 ms window
         wav = F.pad(wav, (0, FRAME_LENGTH_SAMPLES - wav.numel()))
-    fbank = torchaudio.compliance.kaldi.fbank(
-        wav.unsqueeze(0) * 2 ** 15, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE,
-        frame_length=FRAME_LENGTH_MS, frame_shift=FRAME_SHIFT_MS,
-    )  # (frames, 128); dither 0 -> deterministic
-    return (fbank - FBANK_MEAN) / (2 * FBANK_STD)
+    with full_precision(wav.device):
+        fbank = torchaudio.compliance.kaldi.fbank(
+            wav.unsqueeze(0) * 2 ** 15, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE,
+            frame_length=FRAME_LENGTH_MS, frame_shift=FRAME_SHIFT_MS,
+        )  # (frames, 128); dither 0 -> deterministic
+        return (fbank - FBANK_MEAN) / (2 * FBANK_STD)
 
 
 def fbank_frames(num_samples: int) -> int:
@@ -389,8 +393,11 @@ class BEATs(nn.Module):
         self.encoder = BEATsEncoder(config)
         self.layer_norm = nn.LayerNorm(config.embed_dim)
 
-    def forward(self, fbank: torch.Tensor, frame_lengths: Optional[torch.Tensor] = None) -> BEATsOutput:
+    def forward(self, fbank: torch.Tensor, frame_lengths: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> BEATsOutput:
         """fbank (B, frames, 128) normalised as ``beats_fbank``; frame_lengths (B,) true frames per row.
+
+        Give ``frame_lengths`` as a list of ints (known on the host) to avoid a device sync per forward;
+        a tensor works too, at the cost of one sync to decide whether a padding mask is needed.
 
         Rows shorter than one patch (16 frames) are zero-padded to one patch, so every input yields
         at least one time patch. Trailing frames that do not fill a patch are dropped (as the official
@@ -403,13 +410,19 @@ class BEATs(nn.Module):
         if frames < patch:
             fbank = F.pad(fbank, (0, 0, 0, patch - frames))
         if frame_lengths is None:
-            frame_lengths = torch.full((batch,), frames, dtype=torch.long, device=fbank.device)
+            frame_lengths = [frames] * batch
         features = self.patch_embedding(fbank.unsqueeze(1))  # (B, E, T_p, F_p)
         time_total, freq = features.shape[2], features.shape[3]
         features = features.flatten(2).transpose(1, 2)  # (B, T_p * F_p, E), time-major
-        time_valid = (frame_lengths.to(fbank.device) // patch).clamp(min=1, max=time_total)
+        if torch.is_tensor(frame_lengths):
+            time_valid = (frame_lengths.to(fbank.device) // patch).clamp(min=1, max=time_total)
+            padded = bool((time_valid < time_total).any())  # one device sync
+        else:
+            valid = [min(max(int(n) // patch, 1), time_total) for n in frame_lengths]
+            time_valid = torch.tensor(valid, dtype=torch.long, device=fbank.device)
+            padded = any(v < time_total for v in valid)
         padding_mask = None
-        if bool((time_valid < time_total).any()):
+        if padded:
             pad_time = torch.arange(time_total, device=fbank.device)[None, :] >= time_valid[:, None]  # (B, T_p)
             padding_mask = pad_time.repeat_interleave(freq, dim=1)  # (B, T_p * F_p)
         features = self.layer_norm(features)

@@ -4,6 +4,12 @@ Each model gets the audio at its native sample rate (and its own input normalisa
 are masked out at every site; when the models' frame rates differ, B's frames are interpolated onto
 A's grid. High-rate sites keep a seeded random subsample of frames (``frames_per_second`` per site),
 chosen per clip from the clip's global index, so results do not depend on batching or sharding.
+
+Everything runs on one device (``device``: CPU, or a GPU with both models, the co-moment GEMMs and
+the accumulators on it); audio is decoded on the host and moved once per batch. A calibration is
+sharded across processes only when it is given a :class:`Shard` explicitly (the merge CLI under
+torchrun does that): a hub entry built inside someone else's process group calibrates on every clip
+and calls no collective.
 """
 from __future__ import annotations
 
@@ -39,6 +45,12 @@ class CalibrationResult:
     too_short: int = 0
     seconds: float = 0.0
     skipped: List[str] = field(default_factory=list)
+    skipped_index: List[int] = field(default_factory=list)  # global clip index of each skipped entry
+
+    def skip(self, index: int, text: str) -> None:
+        """Record a skipped clip."""
+        self.skipped.append(text)
+        self.skipped_index.append(index)
 
     def summary(self) -> dict:
         """Plain-data description for the merge report."""
@@ -47,12 +59,38 @@ class CalibrationResult:
                 "seconds": round(self.seconds, 3), "frames_per_group": frames, "skipped_examples": self.skipped[:5]}
 
 
-def _rank_and_world() -> Tuple[int, int]:
-    import torch.distributed as dist
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a sharded calibration: global batches ``k`` with ``k % world == rank``."""
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    rank: int
+    world: int
+    group: Optional[object] = None  # torch.distributed process group (None: the default group)
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"shard rank {self.rank} is outside world size {self.world}")
+
+
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(name: Optional[str], local_rank: Optional[int] = None) -> torch.device:
+    """The torch device ``name`` means ('auto': CUDA when available, else CPU); ``cuda`` under torchrun = cuda:LOCAL_RANK."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise CalibrationError(f"device {name!r} was asked for but CUDA is not available here; "
+                                   "use --device cpu (or calibration.device: cpu / auto)")
+        index = int(name.split(":", 1)[1]) if ":" in name else (local_rank or 0)
+        if index >= torch.cuda.device_count():
+            raise CalibrationError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return torch.device("cuda", index)
+    raise CalibrationError(f"unknown device {name!r}: use {DEVICE_CHOICES}")
 
 
 def _as_frames(tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
@@ -92,7 +130,8 @@ class Calibrator:
 
     def __init__(self, encoder_a, encoder_b, spec: PermutationSpec, groups: Sequence[str],
                  frames_per_second: Optional[float], seed: int, cnn_frames_per_second: Optional[float] = None,
-                 max_batch_seconds: Optional[float] = None):
+                 max_batch_seconds: Optional[float] = None, device: Optional[torch.device] = None,
+                 cross_dtype: torch.dtype = torch.float64, shard: Optional[Shard] = None):
         if encoder_a.model is encoder_b.model:
             raise ValueError("calibration needs two distinct model objects (hooks would fire twice); load b separately")
         self.a, self.b = encoder_a, encoder_b
@@ -102,6 +141,8 @@ class Calibrator:
         self.cnn_cap = cnn_frames_per_second
         self.max_batch_seconds = max_batch_seconds
         self.seed = seed
+        self.device = torch.device(device) if device is not None else next(encoder_a.model.parameters()).device
+        self.shard = shard
         config = encoder_a.model.config
         self.kernels, self.strides = list(config.conv_kernel), list(config.conv_stride)
         self.probes: List[Tuple[str, Probe]] = []
@@ -111,7 +152,8 @@ class Calibrator:
             self.moments[name] = []
             for k, probe in enumerate(group.probes):
                 self.probes.append((f"{name}#{k}", probe))
-                self.moments[name].append(CrossMoments(group.size, group.size))
+                self.moments[name].append(CrossMoments(group.size, group.size, device=self.device,
+                                                       cross_dtype=cross_dtype))
         self._accumulator = {f"{name}#{k}": m for name in self.groups for k, m in enumerate(self.moments[name])}
         self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._frames: Dict[Tuple[int, bool], int] = {}
@@ -147,7 +189,8 @@ class Calibrator:
                     kept = kept[np.random.default_rng([self.seed, ref.index, depth, int(key[1])]).random(valid) < fraction]
                 rows.append(np.full(len(kept), row))
                 frames.append(kept)
-            self._selection[key] = (torch.from_numpy(np.concatenate(rows)).long(), torch.from_numpy(np.concatenate(frames)).long())
+            self._selection[key] = (torch.from_numpy(np.concatenate(rows)).long().to(self.device),
+                                    torch.from_numpy(np.concatenate(frames)).long().to(self.device))
             self._frames[key] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
 
     # -- hooks ----------------------------------------------------------------------------------
@@ -174,13 +217,13 @@ class Calibrator:
     # -- the pass -------------------------------------------------------------------------------
     @without_global_rng_effects  # transformers' HuBERT encoder draws torch.rand([]) (layerdrop) on every forward
     def run(self, refs: Sequence[ClipRef], clip_seconds: float, batch_size: int, progress: bool = True) -> CalibrationResult:
-        """Calibrate on this rank's share of ``refs`` (all of them without torch.distributed) and all-reduce."""
-        rank, world = _rank_and_world()
-        mine = list(refs[rank::world])
+        """Calibrate on ``refs`` (with a shard: this rank's global batches, then all-reduce across the shard's group)."""
+        everything = list(batches(refs, batch_size))  # global batches: the same forwards whatever the world size
+        mine = everything if self.shard is None else everything[self.shard.rank::self.shard.world]
         result = CalibrationResult(self.moments)
-        bar = tqdm(total=len(mine), unit="clip", desc="calibration", disable=not progress)
+        bar = tqdm(total=sum(len(b) for b in mine), unit="clip", desc="calibration", disable=not progress)
         with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
-            for batch in batches(mine, batch_size):
+            for batch in mine:
                 self._step(batch, clip_seconds, result)
                 bar.update(len(batch))
         bar.close()
@@ -195,13 +238,13 @@ class Calibrator:
             name = ref.path or f"{ref.kind}#{ref.seed}"
             if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
                 result.silent += 1
-                result.skipped.append(f"{name}: silent")
+                result.skip(ref.index, f"{name}: silent")
                 continue
-            tensor = torch.from_numpy(wave)
+            tensor = torch.from_numpy(wave).to(self.device)
             native_a, native_b = to_native_rate(tensor, rate, self.a.sample_rate), to_native_rate(tensor, rate, self.b.sample_rate)
             if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
                 result.too_short += 1
-                result.skipped.append(f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
+                result.skip(ref.index, f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
                 continue
             used.append(ref)
             waves_a.append(native_a)
@@ -232,17 +275,24 @@ class Calibrator:
         return chunks + ([current] if current else [])
 
     def _reduce(self, result: CalibrationResult) -> None:
+        """Sum counters and merge accumulators across the shard's group (nothing without a shard)."""
+        if self.shard is None or self.shard.world == 1:
+            return
         import torch.distributed as dist
 
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        counters = torch.tensor([result.clips, result.silent, result.too_short, result.seconds], dtype=torch.float64)
-        dist.all_reduce(counters)
-        result.clips, result.silent, result.too_short = (int(v) for v in counters[:3])
-        result.seconds = float(counters[3])
+        counters = torch.tensor([result.clips, result.silent, result.too_short, result.seconds], dtype=torch.float64,
+                                device=self.device)  # NCCL reduces device tensors only
+        dist.all_reduce(counters, group=self.shard.group)
+        values = counters.tolist()
+        result.clips, result.silent, result.too_short = (int(v) for v in values[:3])
+        result.seconds = float(values[3])
+        gathered: List[object] = [None] * self.shard.world
+        dist.all_gather_object(gathered, list(zip(result.skipped_index, result.skipped)), group=self.shard.group)
+        merged = sorted(entry for part in gathered for entry in part)  # in clip order, as one process lists them
+        result.skipped_index, result.skipped = [i for i, _ in merged], [text for _, text in merged]
         for moments in self.moments.values():
             for accumulator in moments:
-                accumulator.all_reduce()
+                accumulator.all_reduce(group=self.shard.group)
 
     def _check(self, result: CalibrationResult) -> None:
         if result.clips == 0:

@@ -56,7 +56,8 @@ def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[s
     """Match one tie family (one group, or the tied q/k and v/out of a layer); its accumulators are released."""
     start = time.perf_counter()
     statistics = {m: moments.pop(m) for m in members}  # the float64 accumulators go as soon as they are used
-    correlations = {m: group_correlation(statistics[m]) for m in members}
+    # computed where the statistics live (a GPU after a device calibration), solved on the host
+    correlations = {m: group_correlation(statistics[m]).cpu() for m in members}
     block = spec.groups[members[0]].block
     perms, moved = {}, {}
     if block > 1:
@@ -71,7 +72,7 @@ def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[s
     rows = []
     for name in members:
         group, perm, corr = spec.groups[name], perms[name], correlations[name]
-        dead_a, dead_b = statistics[name][0].dead()
+        dead_a, dead_b = (mask.cpu() for mask in statistics[name][0].dead())
         rows.append(GroupMatch(
             name=name, component=group.component, size=group.size, block=group.block, symmetry=group.symmetry,
             moved_share=float((perm != torch.arange(perm.numel())).float().mean()),

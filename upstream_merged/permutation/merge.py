@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -15,7 +16,7 @@ from upstream_merged.core.rng import seeded_by_recipe
 from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
 from upstream_merged.permutation.apply import apply_permutations
 from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
-from upstream_merged.permutation.calibration import Calibrator
+from upstream_merged.permutation.calibration import Calibrator, Shard, resolve_device
 from upstream_merged.permutation.matching import GroupMatch, match
 from upstream_merged.permutation.presets import PRESETS
 from upstream_merged.permutation.report import default_heatmap_groups
@@ -73,27 +74,58 @@ def check_compatible(model_a, model_b, name_a: str = "a", name_b: str = "b") -> 
         raise MergeError(f"architecture mismatch at parameter {extra[0]!r}: {name_a} has no such tensor")
 
 
-def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
-          progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, keep: Optional[Sequence[str]] = None) -> Alignment:
-    """Calibrate both models and match every group of ``components`` (B onto A). Rank-aware under torch.distributed.
+@contextmanager
+def on_device(encoders: Sequence[LoadedEncoder], device: torch.device) -> Iterator[None]:
+    """Move the encoders' models to ``device`` for the block and back to the CPU after it."""
+    if device.type == "cpu":
+        yield
+        return
+    for encoder in encoders:
+        encoder.model.to(device)
+    try:
+        yield
+    finally:
+        for encoder in encoders:
+            encoder.model.to("cpu")
 
-    ``keep`` names the groups whose correlation matrices are returned (None: all of them).
-    """
-    if not components:
-        return Alignment(spec=None)
+
+def calibrate(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
+              progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, device: Optional[torch.device] = None,
+              shard: Optional[Shard] = None):
+    """The calibration pass of ``align`` (spec, group names, result), on ``device`` (None: calibration.device)."""
     attention = "independent" if "qkv_independent" in components else "heads"
     spec = spec_for_model(encoder_a.model, attention=attention)
     names = spec.select(components)
     refs = list(refs) if refs is not None else list_clips(calibration, seed)
+    device = device if device is not None else resolve_device(calibration.device)
+    dtype = torch.float32 if calibration.statistics_dtype == "float32" else torch.float64
+    with on_device((encoder_a, encoder_b), device):
+        calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed,
+                                cnn_frames_per_second=calibration.cnn_frames_per_second,
+                                max_batch_seconds=calibration.max_batch_seconds, device=device, cross_dtype=dtype,
+                                shard=shard)
+        result = calibrator.run(refs, calibration.clip_seconds, calibration.batch_size, progress=progress)
+    return spec, names, result
+
+
+def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
+          progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, keep: Optional[Sequence[str]] = None,
+          device: Optional[torch.device] = None, shard: Optional[Shard] = None) -> Alignment:
+    """Calibrate both models and match every group of ``components`` (B onto A).
+
+    ``keep`` names the groups whose correlation matrices are returned (None: all of them). The pass runs
+    on ``device`` (None: ``calibration.device``); with ``shard`` this process calibrates its share of the
+    clips and the statistics are all-reduced across the shard's group (only then is any collective called).
+    """
+    if not components:
+        return Alignment(spec=None)
     start = time.perf_counter()
-    calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed,
-                            cnn_frames_per_second=calibration.cnn_frames_per_second,
-                            max_batch_seconds=calibration.max_batch_seconds)
-    result = calibrator.run(refs, calibration.clip_seconds, calibration.batch_size, progress=progress)
+    spec, names, result = calibrate(encoder_a, encoder_b, components, calibration, seed, progress=progress, refs=refs,
+                                    device=device, shard=shard)
     calibrated = time.perf_counter()
     summary = result.summary()
     moments = result.moments
-    del calibrator, result  # match() releases the float64 accumulators (the largest allocation) one by one
+    del result  # match() releases the accumulators (the largest allocation) one by one
     perms, matches, correlations = match(spec, moments, keep=keep)
     seconds = {"calibration": calibrated - start, "matching": time.perf_counter() - calibrated}
     return Alignment(spec, perms, matches, correlations, summary, seconds)
@@ -144,12 +176,14 @@ def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
 
 @seeded_by_recipe  # seeded by recipe.seed; the caller's global RNG state is left as it was
 def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bool = True,
-          timings: Optional[dict] = None) -> Path:
+          timings: Optional[dict] = None, device: Optional[str] = None, shard: Optional[Shard] = None) -> Path:
     """Run the merge of ``recipe`` and write the finished output directory ``out_dir``.
 
     OUT/recipe.yaml is always the effective recipe (``recipe_text`` is accepted for the shared builder
     signature and ignored), so ``merge OUT/recipe.yaml OUT2`` rebuilds the same bytes. Timings, which
     would differ between runs, go to the log and into ``timings`` when a dict is given, not into OUT.
+    ``device`` overrides ``calibration.device`` without being recorded (the result does not depend on
+    it); ``shard`` makes this the writing rank (0) of a sharded calibration (see :func:`calibrate_shard`).
     """
     from safetensors.torch import save_file
 
@@ -165,8 +199,10 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     refs = list_clips(recipe.calibration, recipe.seed) if components else []
     heatmaps = recipe.report.heatmap_groups
     keep = heatmaps if heatmaps is not None else default_heatmap_groups(components_groups(encoder_a, components))
+    local_rank = None if shard is None else _local_rank()
+    target = resolve_device(device or recipe.calibration.device, local_rank)
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
-                      keep=keep)
+                      keep=keep, device=target, shard=shard)
     state_b = encoder_b.model.state_dict()
     drift: dict = {}
     if alignment.perms:
@@ -202,6 +238,25 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     logger.info("merged %s into %s in %.1f s (calibration %.1f s, matching %.1f s)", setting, out_dir,
                 alignment.seconds["total"], alignment.seconds.get("calibration", 0.0), alignment.seconds.get("matching", 0.0))
     return out_dir
+
+
+def _local_rank() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@seeded_by_recipe
+def calibrate_shard(recipe, shard: Shard, device: Optional[str] = None) -> None:
+    """A non-writing rank of a sharded merge: calibrate this rank's clips and join the all-reduce (rank 0 builds)."""
+    recipe = recipe.effective()
+    _, components, _ = recipe.settings()
+    if not components:
+        return
+    encoder_a, encoder_b, _, _ = load_sources(recipe)
+    target = resolve_device(device or recipe.calibration.device, _local_rank())
+    calibrate(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=False,
+              device=target, shard=shard)
 
 
 def plan(recipe) -> str:

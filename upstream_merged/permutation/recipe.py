@@ -36,6 +36,10 @@ class Calibration(StrictModel):
     max_batch_seconds: Optional[float] = Field(20.0, gt=0)  # padded audio per forward; bigger batches are split
     shuffle: bool = True
     drift_clips: int = Field(1, ge=0)
+    # where the calibration pass runs: auto = CUDA when available (results equal the CPU path; see the docs)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    # dtype of the cross-moment accumulators (the merge's largest allocation); float32 halves it
+    statistics_dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
     def _has_audio(self) -> "Calibration":

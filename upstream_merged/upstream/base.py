@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -50,12 +52,23 @@ def validate_wavs(wavs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
 
 def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad 1-D wavs into (B, T) with T >= min_length; also return the true lengths (B,)."""
-    lengths = torch.tensor([len(w) for w in wavs], device=wavs[0].device)
-    total = max(int(lengths.max()), min_length)
-    batch = wavs[0].new_zeros(len(wavs), total)
+    sizes = [len(w) for w in wavs]  # on the host: no device sync for the padded length
+    lengths = torch.tensor(sizes, device=wavs[0].device)
+    batch = wavs[0].new_zeros(len(wavs), max(max(sizes), min_length))
     for row, wav in enumerate(wavs):
         batch[row, : len(wav)] = wav
     return batch, lengths
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """A block computed in float32 even inside autocast (s3prl's --fp16 / torch.autocast) on ``device``.
+
+    Audio frontends (power spectra, filterbanks, logs) overflow or lose their dynamic range in fp16.
+    """
+    kind = torch.device(device).type
+    if kind in ("cuda", "cpu", "xpu", "mps"):
+        return torch.autocast(device_type=kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def to_native_rate(wave: torch.Tensor, rate: int, native_rate: int) -> torch.Tensor:

@@ -38,9 +38,9 @@ class BEATsUpstream(nn.Module):
     def forward(self, wavs: List[torch.Tensor]) -> Dict[str, object]:
         wavs = validate_wavs(wavs)
         # fbank of each utterance over its true length (padding never enters the spectrogram)
-        fbanks = [beats_fbank(w) for w in wavs]  # (frames_i, 128)
-        lengths = torch.tensor([f.shape[0] for f in fbanks], device=fbanks[0].device)
-        total = max(int(lengths.max()), self._patch)
+        fbanks = [beats_fbank(w) for w in wavs]  # (frames_i, 128), float32 even under autocast
+        lengths = [f.shape[0] for f in fbanks]  # on the host: no device sync per forward
+        total = max(max(lengths), self._patch)
         batch = torch.stack([F.pad(f, (0, 0, 0, total - f.shape[0])) for f in fbanks])  # (B, frames, 128)
         batch = batch.to(self.model.patch_embedding.weight.dtype)
         output = self.model(batch, frame_lengths=lengths)
