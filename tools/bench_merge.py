@@ -5,16 +5,20 @@ Prints:
 - whether every scrambled permutation was recovered (b = a function-preserving scramble of a);
 - LAP time per group (in the merge, and on random correlation matrices: the worst case);
 - peak RSS of a merge with N and 10N calibration clips, each in its own subprocess (goal: flat within 5%);
-- the effect of the per-site frame subsample: agreement with all-frame permutations on a noisy pair.
+- the effect of the per-site frame subsample: agreement with all-frame permutations on a noisy pair;
+- with ``--ranks N``: torchrun scaling, 1 vs N ranks of one thread each (efficiency = ideal / measured wall time).
 
     python tools/bench_merge.py                       # base size, 128 clips x 5 s (~10 min on 2 cores)
     python tools/bench_merge.py --tiny --clips 8 --seconds 1 --rss-clips 2 --effect-clips 4   # smoke run
+    python tools/bench_merge.py --ranks 2 --skip-rss --skip-effect   # adds 2-rank torchrun scaling on CPU
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import re
 import resource
 import subprocess
 import sys
@@ -166,6 +170,40 @@ def subsample_effect(dir_a: Path, dir_noisy: Path, args) -> dict:
     return out
 
 
+def torchrun_merge(dir_a: Path, dir_b: Path, out: Path, args, ranks: int) -> tuple[float, float]:
+    """Wall seconds of ``torchrun --nproc_per_node ranks -m upstream_merged merge`` (1 thread per rank) and its calibration seconds."""
+    import yaml
+
+    recipe = out.parent / f"recipe_{ranks}.yaml"
+    recipe.write_text(yaml.safe_dump({"method": "permutation", "sources": {"a": str(dir_a), "b": str(dir_b)},
+                                      "preset": "cnn_ffn_attn", "alpha": 0.5,
+                                      "calibration": dict(calibration(args, args.clips, args.fps), device="cpu")}))
+    command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", str(ranks),
+               "-m", "upstream_merged", "merge", str(recipe), str(out), "--force"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - began
+    if done.returncode:
+        raise SystemExit(f"torchrun with {ranks} rank(s) failed:\n{done.stderr[-2000:]}")
+    found = re.search(r"calibration ([0-9.]+) s", done.stderr)
+    return wall, float(found.group(1)) if found else float("nan")
+
+
+def scaling(dir_a: Path, dir_b: Path, root: Path, args) -> None:
+    """Print 1-rank vs N-rank torchrun merges (median of ``args.repeat`` runs each) and the scaling efficiency."""
+    runs: dict = {}
+    for ranks in (1, args.ranks):
+        runs[ranks] = [torchrun_merge(dir_a, dir_b, root / f"torchrun_{ranks}", args, ranks) for _ in range(args.repeat)]
+    median = {r: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for r, v in runs.items()}
+    (one_wall, one_cal), (n_wall, n_cal) = median[1], median[args.ranks]
+    spread = {r: f"{min(w for w, _ in v):.1f}-{max(w for w, _ in v):.1f}" for r, v in runs.items()}
+    print(f"torchrun, 1 thread per rank, median of {args.repeat}: 1 rank {one_wall:.1f} s (range {spread[1]}; calibration "
+          f"{one_cal:.1f} s), {args.ranks} ranks {n_wall:.1f} s (range {spread[args.ranks]}; calibration {n_cal:.1f} s)")
+    print(f"  scaling efficiency (ideal / measured wall): whole merge {one_wall / args.ranks / n_wall:.2f}, "
+          f"calibration pass {one_cal / args.ranks / n_cal:.2f} (goal >= 0.9; loading, matching and writing stay serial)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=128, help="calibration clips of the ratio run")
@@ -179,6 +217,8 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-effect", action="store_true")
+    parser.add_argument("--ranks", type=int, default=0, help="also time torchrun merges with 1 and this many CPU ranks")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the median is printed)")
     parser.add_argument("--rss-child", nargs=2, metavar=("DIR_A", "DIR_B"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -225,6 +265,8 @@ def main() -> None:
         worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
         print(f"LAP time per group on random correlations (worst case): {worst}")
 
+        if args.ranks > 1:
+            scaling(dir_a, dir_b, root, args)
         if not args.skip_rss:
             small = peak_rss(dir_a, dir_b, args, args.rss_clips)
             large = peak_rss(dir_a, dir_b, args, 10 * args.rss_clips)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from upstream_merged.core.stats import CrossMoments
@@ -55,3 +56,27 @@ def test_zero_variance_channels_give_zero_not_nan():
     assert dead_a.tolist() == [False, False, True, False, False] and bool(dead_b[0]) and not bool(dead_b[1:].any())
     empty = CrossMoments(3, 3).correlation()
     assert torch.equal(empty, torch.zeros(3, 3))
+
+
+def test_float32_accumulators_track_float64_over_many_batches():
+    a, b = _data(20000, 3)
+    wide, narrow = CrossMoments(5, 7), CrossMoments(5, 7, cross_dtype=torch.float32)
+    for start in range(0, 20000, 37):  # 541 uneven batches, large offsets
+        wide.update(a[start:start + 37], b[start:start + 37])
+        narrow.update(a[start:start + 37], b[start:start + 37])
+    assert narrow.cross.dtype == torch.float32 and narrow.correlation().dtype == torch.float64
+    np.testing.assert_allclose(narrow.correlation().numpy(), _numpy_cross_corr(a, b), atol=2e-5)
+    np.testing.assert_allclose(narrow.correlation().numpy(), wide.correlation().numpy(), atol=2e-5)
+    other = CrossMoments(5, 7, cross_dtype=torch.float32)
+    other.update(a[:10], b[:10])
+    other.merge(wide)  # mixed dtypes merge
+    assert other.count == 20010 and other.cross.dtype == torch.float32
+
+
+def test_accumulators_live_on_the_given_device():
+    moments = CrossMoments(3, 4, device="meta", cross_dtype=torch.float32)
+    assert moments.device.type == "meta" and moments.mean_a.is_meta and moments.m2_b.is_meta
+    moments.update(torch.zeros(5, 3, device="meta"), torch.zeros(5, 4, device="meta"))
+    assert moments.count == 5 and moments.cross.is_meta
+    with pytest.raises(ValueError, match="cross_dtype"):
+        CrossMoments(3, 4, cross_dtype=torch.float16)
