@@ -77,3 +77,15 @@ def test_libriphone_errors_name_the_config_key(tmp_path, libriphone_root):
         LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(libriphone_root / "LibriSpeech"), [str(bad)])
     with pytest.raises(FileNotFoundError, match="corpus.path"):
         LibriPhoneDataset(["dev-clean"], tokenizer, 1, str(tmp_path), [str(bad)])
+
+
+def test_ctc_dataloaders_keep_the_configured_workers(libriphone_root):
+    from s3prl.downstream.ctc.data import load_dataset
+    from s3prl.downstream.ctc.text import load_text_encoder
+
+    tokenizer = load_text_encoder("word", str(libriphone_root / "phoneme.txt"))
+    corpus = {"name": "libriphone", "path": str(libriphone_root / "LibriSpeech"), "lexicon": [str(libriphone_root / "lexicon.txt")],
+              "train": ["train-clean-100"], "dev": ["dev-clean"], "test": ["test-clean"], "bucketing": True,
+              "batch_size": 2, "num_workers": 0}
+    loaders = [load_dataset(split, tokenizer, corpus) for split in ("train", "dev", "dev")]
+    assert [loader.num_workers for loader in loaders] == [0, 0, 0] and corpus["num_workers"] == 0

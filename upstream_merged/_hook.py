@@ -10,20 +10,18 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream", "s3prl.downstream.voxceleb1.dataset", "s3prl.downstream.ctc")
+# stock s3prl modules that upstream_merged.stock_patches fixes right after they execute
+_STOCK_FIXES = ("s3prl.downstream.voxceleb1.dataset", "s3prl.downstream.ctc", "s3prl.downstream.ctc.data")
+_PATCHED_MODULES = ("s3prl.hub", "s3prl.downstream") + _STOCK_FIXES
 
 
 def _patch(module) -> None:
     """Register the plugin in s3prl.hub / s3prl.downstream, or fix a stock downstream (see stock_patches)."""
     # deferred imports: heavy modules only when s3prl is used
-    if module.__name__ == "s3prl.downstream.voxceleb1.dataset":
-        from upstream_merged.stock_patches import patch_voxceleb1_dataset
+    if module.__name__ in _STOCK_FIXES:
+        from upstream_merged import stock_patches
 
-        patch_voxceleb1_dataset(module)
-    elif module.__name__ == "s3prl.downstream.ctc":
-        from upstream_merged.stock_patches import add_ctc_corpus
-
-        add_ctc_corpus(module)
+        stock_patches.apply(module)
     else:
         from upstream_merged import registry
 

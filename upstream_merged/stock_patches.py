@@ -12,6 +12,10 @@ file's path and content, and refuses a missing data root with the ``-o`` key to 
 it) and ``-d ctc`` cannot load any corpus. When it is absent, ``upstream_merged/s3prl_ctc/`` (our
 ``corpus.libriphone`` and ``corpus.snips`` readers for SUPERB PR and SF) is appended to
 ``s3prl.downstream.ctc.__path__``.
+
+3. The wheel's ``ctc/data.py`` pops ``num_workers`` out of the config's corpus block on the first
+dataloader, so every later one (each dev evaluation, the test split) falls back to 12 worker
+processes. ``load_dataset`` is wrapped to pass it a copy of the block, so the configured value holds.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 VOXCELEB1_DATASET = "s3prl.downstream.voxceleb1.dataset"
 CTC_PACKAGE = "s3prl.downstream.ctc"
+CTC_DATA = "s3prl.downstream.ctc.data"
 CTC_CORPUS_DIR = Path(__file__).resolve().parent / "s3prl_ctc"
 _PATCHED_MARK = "_upstream_merged_patched"
 
@@ -70,3 +75,23 @@ def add_ctc_corpus(package: ModuleType) -> None:
     if str(CTC_CORPUS_DIR) in paths or any((Path(p) / "corpus").is_dir() for p in paths):
         return
     package.__path__.append(str(CTC_CORPUS_DIR))
+
+
+def keep_ctc_num_workers(module: ModuleType) -> None:
+    """Wrap ctc/data.py's load_dataset so it pops num_workers from a copy of the corpus block."""
+    original = module.load_dataset
+    if getattr(original, _PATCHED_MARK, False):
+        return
+
+    @functools.wraps(original)
+    def load_dataset(split, tokenizer, corpus):
+        return original(split, tokenizer, dict(corpus))
+
+    setattr(load_dataset, _PATCHED_MARK, True)
+    module.load_dataset = load_dataset
+
+
+def apply(module: ModuleType) -> None:
+    """Apply the fix for one freshly imported stock module (called by the plugin's import hook)."""
+    fixes = {VOXCELEB1_DATASET: patch_voxceleb1_dataset, CTC_PACKAGE: add_ctc_corpus, CTC_DATA: keep_ctc_num_workers}
+    fixes[module.__name__](module)
