@@ -1,4 +1,4 @@
-"""Stock s3prl run_downstream.py trains and evaluates hubert_tiny on the synthetic IC, SID and ER sets."""
+"""Stock s3prl run_downstream.py trains and evaluates hubert_tiny on the synthetic IC, SID, ER, PR, SF, SD and QbE sets."""
 import importlib
 import re
 import sys
@@ -19,7 +19,8 @@ TASKS = {
 
 
 def _tool(name):
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    if str(REPO_ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT / "tools"))
     return importlib.import_module(name)
 
 
