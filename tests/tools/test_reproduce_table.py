@@ -124,3 +124,15 @@ def test_quick_reproduction_writes_the_table_from_stock_logs(tmp_path):
     assert f"| {accs['linear']:.3f} |" in md and "run_downstream.py -m train -u merged_hubert_mert_linear_small" in md
     assert (out / "table_i.png").stat().st_size > 0
     assert "test acc:" in (out / "reproduction" / "run_logs.txt").read_text()
+
+
+def test_budget_executor_starts_nothing_after_the_deadline(tool, tmp_path):
+    from upstream_merged.superb.commands import plan_sweep
+
+    plan = tool.build_plan("quick")
+    runs = plan_sweep(tool.sweep_spec(plan, plan.parts[0], tmp_path))
+    seen = []
+    outcomes = tool.BudgetedExecutor(jobs=2, deadline=0.0).run(runs, seen.append)
+    assert len(outcomes) == len(seen) == len(runs) == 2
+    assert all(o.status == "failed" and "not started" in o.message for o in outcomes)
+    assert not any(run.run_dir.exists() for run in runs)
