@@ -45,7 +45,7 @@ from typing import Dict, List, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from upstream_merged.superb.spec import OverrideValue, SweepSpec, Task, parse_spec
+from upstream_merged.superb.spec import SweepSpec, Task, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -272,4 +272,4 @@ def run_protocol(protocol: Protocol, jobs: int = 1, collect_only: bool = False) 
     return summary
 
 
-__all__ = ["Protocol", "load_protocol", "run_protocol", "sweep_spec", "summarise", "report_markdown", "OverrideValue"]
+__all__ = ["Protocol", "load_protocol", "run_protocol", "sweep_spec", "summarise", "report_markdown"]

@@ -30,17 +30,17 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from upstream_merged.mam.core import MAMError, MergePlan, check_dims, merge_states, resolve_plan
-from upstream_merged.mam.eval_data import Item, load_audio, read_esc50_items, read_ljspeech, read_vctk
-from upstream_merged.mam.eval_metrics import error_counts, normalise_transcript, vocabulary_charset
+from upstream_merged.mam.core import MergePlan, check_dims, merge_states, resolve_plan
+from upstream_merged.mam.eval_data import Item, read_esc50_items, read_ljspeech, read_vctk
 from upstream_merged.mam.loading import AttentionModel, load_attention_model
+from upstream_merged.mam.zero_shot_eval import make_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ DEFAULT_COMPONENTS = ("q", "k", "v", "qkv")
 COMPONENT_ROLES = {"q": "q", "k": "k", "v": "v", "o": "out"}
 CELLS_FILE = "cells.jsonl"
 RUN_FILE = "zero_shot_run.json"
-ASR_KINDS = ("ljspeech", "vctk")
 REFERENCE = "(unmerged)"
 
 
@@ -279,56 +278,6 @@ def merged_encoder_state(original: Dict[str, torch.Tensor], target: AttentionMod
     return merge_states(original, source_state, plan, target.layout, source.layout)
 
 
-Evaluator = Callable[[List[Item]], Dict[str, float]]
-
-
-def asr_evaluator(target: AttentionModel, progress: bool = False) -> Evaluator:
-    """WER / CER of greedy CTC decoding, references normalised as the tokenizer's vocabulary implies."""
-    from upstream_merged.mam.task_models import CTCModel, load_processor
-
-    ctc = CTCModel(target.task_model, load_processor(target.path), target.path)
-    charset = vocabulary_charset(ctc.vocabulary)
-
-    def evaluate(items: List[Item]) -> Dict[str, float]:
-        pairs = []
-        for item in items:
-            hypothesis = normalise_transcript(ctc.transcribe(load_audio(item.path)), charset)
-            pairs.append((normalise_transcript(item.reference, charset), hypothesis))
-        counts = error_counts(pairs)
-        return {"wer": counts.wer, "cer": counts.cer, "word_errors": counts.word_errors, "words": counts.words,
-                "char_errors": counts.char_errors, "chars": counts.chars, "utterances": len(items)}
-
-    return evaluate
-
-
-def classifier_evaluator(target: AttentionModel) -> Evaluator:
-    """Top-1 accuracy / error of a fine-tuned BEATs classifier; labels matched by name (label_dict)."""
-    classifier = target.task_model
-
-    def evaluate(items: List[Item]) -> Dict[str, float]:
-        unknown = sorted({i.reference for i in items} - set(classifier.labels))
-        if unknown:
-            raise ValueError(f"ESC-50 categories {unknown[:5]} are not among the classifier's labels "
-                             f"{classifier.labels[:5]}...: the classifier was not fine-tuned on these classes")
-        correct = sum(classifier.labels[classifier.predict(load_audio(item.path))] == item.reference for item in items)
-        accuracy = correct / len(items) if items else 0.0
-        return {"accuracy": accuracy, "error": 1.0 - accuracy, "correct": correct, "clips": len(items)}
-
-    return evaluate
-
-
-def make_evaluator(target: AttentionModel, kind: str) -> Evaluator:
-    """The evaluator for a dataset kind; a target without the matching head is an error."""
-    from upstream_merged.mam.task_models import head_kind
-
-    head = head_kind(target.task_model)
-    want = "ctc" if kind in ASR_KINDS else "classifier"
-    if head != want:
-        raise ValueError(f"{kind} needs a {'HubertForCTC' if want == 'ctc' else 'fine-tuned BEATs (predictor)'} "
-                         f"target, but {target.path} is {'a bare encoder' if not head else 'a ' + head + ' model'}")
-    return asr_evaluator(target) if want == "ctc" else classifier_evaluator(target)
-
-
 # ---------------------------------------------------------------------------------------------------
 # The sweep
 # ---------------------------------------------------------------------------------------------------
@@ -430,4 +379,4 @@ def evaluate_merged(target: AttentionModel, source: Optional[AttentionModel], ki
 
 
 __all__ = ["ZeroShotGrid", "DatasetSpec", "load_grid", "run_zero_shot", "plan_cells", "subset_layers",
-           "component_roles", "evaluate_merged", "MAMError"]
+           "component_roles", "evaluate_merged"]
