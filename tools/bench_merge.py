@@ -6,6 +6,8 @@ Prints:
 - LAP time per group (in the merge, and on random correlation matrices: the worst case);
 - peak RSS of a merge with N and 10N calibration clips, each in its own subprocess (goal: flat within 5%);
 - the effect of the per-site frame subsample: agreement with all-frame permutations on a noisy pair;
+- the effect of float32 statistics accumulators against float64 ones: scrambled pair (must be identical)
+  and noisy pair (share of units assigned alike);
 - with ``--ranks N``: torchrun scaling, 1 vs N ranks of one thread each (efficiency = ideal / measured wall time).
 
     python tools/bench_merge.py                       # base size, 128 clips x 5 s (~10 min on 2 cores)
@@ -70,27 +72,32 @@ def make_models(root: Path, tiny: bool) -> tuple[Path, Path, Path, dict]:
     return root / "a", root / "b", root / "b_noisy", {"perms": invert_all(perms), "params": params}
 
 
-def calibration(args, clips: int, fps, cnn_fps="default") -> dict:
+def calibration(args, clips: int, fps, cnn_fps="default", statistics: str = "") -> dict:
     """The recipe's calibration section for this run."""
     return {"synthetic": {"clips": clips, "seconds": args.seconds}, "batch_size": args.batch,
             "frames_per_second": fps, "cnn_frames_per_second": args.cnn_fps if cnn_fps == "default" else cnn_fps,
-            "max_batch_seconds": args.max_batch_seconds}
+            "max_batch_seconds": args.max_batch_seconds, "statistics_dtype": statistics or args.statistics,
+            "device": args.device}
 
 
-def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int) -> tuple[float, float, float]:
+def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int, device: str = "cpu") -> tuple[float, float, float]:
     """Wall and CPU seconds of the forward passes of a and b over every other calibration batch, and audio-making time."""
     encoders = [load_hubert_family(dir_a), load_hubert_family(dir_b)]
+    for encoder in encoders:
+        encoder.model.to(device)
     refs = list_clips(Calibration(**calibration(args, args.clips, args.fps)), seed=0)
     wall = cpu = audio = 0.0
     with torch.inference_mode():
         for start in range(parity * args.batch, len(refs), 2 * args.batch):
             began = time.perf_counter()
-            waves = [torch.from_numpy(load_clip(ref, 10.0)[0]) for ref in refs[start:start + args.batch]]
+            waves = [torch.from_numpy(load_clip(ref, 10.0)[0]).to(device) for ref in refs[start:start + args.batch]]
             audio += time.perf_counter() - began
             for encoder in encoders:
                 inputs, mask = hubert_model_input(waves, encoder.normalize)
                 began, began_cpu = time.perf_counter(), time.process_time()
                 encoder.model(inputs, attention_mask=mask)
+                if device != "cpu":
+                    torch.cuda.synchronize()
                 wall += time.perf_counter() - began
                 cpu += time.process_time() - began_cpu
     return wall, cpu, audio
@@ -143,7 +150,8 @@ def peak_rss(dir_a: Path, dir_b: Path, args, clips: int) -> int:
     """Peak RSS of a merge with ``clips`` calibration clips, measured in a fresh subprocess."""
     command = [sys.executable, __file__, "--rss-child", str(dir_a), str(dir_b), "--clips", str(clips),
                "--seconds", str(args.seconds), "--batch", str(args.batch), "--fps", str(args.fps),
-               "--cnn-fps", str(args.cnn_fps), "--max-batch-seconds", str(args.max_batch_seconds)]
+               "--cnn-fps", str(args.cnn_fps), "--max-batch-seconds", str(args.max_batch_seconds),
+               "--statistics", args.statistics, "--device", args.device]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss"])
 
@@ -190,6 +198,16 @@ def torchrun_merge(dir_a: Path, dir_b: Path, out: Path, args, ranks: int) -> tup
     return wall, float(found.group(1)) if found else float("nan")
 
 
+def gpu_figures(dir_a: Path, dir_b: Path, root: Path, args) -> None:
+    """On CUDA: merge / bare forwards and calibration clips per second of a merge calibrated on the GPU."""
+    device_args = argparse.Namespace(**{**vars(args), "device": "cuda"})
+    forward = sum(bare_forwards(dir_a, dir_b, device_args, parity, device="cuda")[0] for parity in (0, 1))
+    wall, report = merge_once(dir_a, dir_b, root / "merged_gpu", device_args, args.clips)
+    calibration_seconds = report["seconds"]["calibration"]
+    print(f"GPU ({torch.cuda.get_device_name()}): merge {wall:.1f} s, bare forwards {forward:.1f} s, ratio "
+          f"{wall / forward:.3f}; calibration {args.clips / calibration_seconds:.1f} clips/s")
+
+
 def scaling(dir_a: Path, dir_b: Path, root: Path, args) -> None:
     """Print 1-rank vs N-rank torchrun merges (median of ``args.repeat`` runs each) and the scaling efficiency."""
     runs: dict = {}
@@ -204,6 +222,22 @@ def scaling(dir_a: Path, dir_b: Path, root: Path, args) -> None:
           f"calibration pass {one_cal / args.ranks / n_cal:.2f} (goal >= 0.9; loading, matching and writing stay serial)")
 
 
+def statistics_effect(dir_a: Path, dir_b: Path, dir_noisy: Path, args) -> dict:
+    """float32 vs float64 accumulators: permutations on the scrambled pair and unit agreement on the noisy pair."""
+    out = {}
+    for label, partner in (("scrambled", dir_b), ("noisy", dir_noisy)):
+        encoders = [load_hubert_family(dir_a), load_hubert_family(partner)]
+        runs = {dtype: align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, args.fps,
+                                                                               statistics=dtype)), seed=0, progress=False)
+                for dtype in ("float32", "float64")}
+        names = list(runs["float64"].perms)
+        units = sum(runs["float64"].perms[n].numel() for n in names)
+        same = sum(int((runs["float32"].perms[n] == runs["float64"].perms[n]).sum()) for n in names)
+        identical = sum(torch.equal(runs["float32"].perms[n], runs["float64"].perms[n]) for n in names)
+        out[label] = {"agreement": same / units, "groups_identical": identical, "groups": len(names)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=128, help="calibration clips of the ratio run")
@@ -211,10 +245,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--fps", type=float, default=10.0, help="frames kept per transformer site per second of audio")
     parser.add_argument("--cnn-fps", type=float, default=100.0, help="frames kept per CNN site per second of audio")
-    parser.add_argument("--max-batch-seconds", type=float, default=20.0, help="padded audio per forward in the merge")
+    parser.add_argument("--max-batch-seconds", type=float, default=10.0, help="padded audio per forward in the merge")
     parser.add_argument("--rss-clips", type=int, default=8, help="N of the RSS comparison (N vs 10N clips)")
     parser.add_argument("--effect-clips", type=int, default=16, help="clips of the subsample-effect comparison")
     parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")
+    parser.add_argument("--statistics", choices=("float32", "float64"), default="float32",
+                        help="dtype of the cross-moment accumulators in the timed merge")
+    parser.add_argument("--device", default="cpu", help="device of the calibration pass (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-effect", action="store_true")
     parser.add_argument("--ranks", type=int, default=0, help="also time torchrun merges with 1 and this many CPU ranks")
@@ -265,6 +302,8 @@ def main() -> None:
         worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
         print(f"LAP time per group on random correlations (worst case): {worst}")
 
+        if torch.cuda.is_available():
+            gpu_figures(dir_a, dir_b, root, args)
         if args.ranks > 1:
             scaling(dir_a, dir_b, root, args)
         if not args.skip_rss:
@@ -279,6 +318,11 @@ def main() -> None:
             for component, row in effect["components"].items():
                 print(f"  {component}: {100 * row['agreement']:.1f}% of units assigned alike; mean matched correlation "
                       f"(all-frame stats) {row['corr_subsampled']:.4f} vs {row['corr_all_frames']:.4f} optimal")
+            dtype_effect = statistics_effect(dir_a, dir_b, dir_noisy, args)
+            print(f"float32 vs float64 statistics accumulators, {args.effect_clips} clips:")
+            for label, row in dtype_effect.items():
+                print(f"  {label} pair: {row['groups_identical']}/{row['groups']} groups identical, "
+                      f"{100 * row['agreement']:.2f}% of units assigned alike")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,19 @@ def test_statistics_do_not_depend_on_batching(pair):
     assert frames_capped["cnn.6"] < frames_full["cnn.6"]
 
 
+def test_float32_statistics_recover_the_scramble_exactly_as_float64(pair):
+    a, b, perms = pair
+    from upstream_merged.permutation.apply import invert_all
+
+    runs = {dtype: align(a, b, ("cnn", "ffn", "attn", "residual"), Calibration(**SMALL_CALIBRATION, statistics_dtype=dtype),
+                         seed=0, progress=False) for dtype in ("float32", "float64")}
+    expected = invert_all(perms)
+    for name, perm in runs["float64"].perms.items():
+        assert torch.equal(runs["float32"].perms[name], perm), name
+        assert torch.equal(perm, expected[name]), name  # both recover the scramble
+        assert torch.allclose(runs["float32"].correlations[name], runs["float64"].correlations[name], atol=1e-5), name
+
+
 def test_models_at_different_native_rates_are_frame_aligned(tmp_path, pair):
     a, _, _ = pair
     from upstream_merged.models.hubert import load_hubert_family

@@ -51,6 +51,12 @@ def group_correlation(moments: Sequence[CrossMoments]) -> torch.Tensor:
     return total.div_(len(moments)) if len(moments) > 1 else total
 
 
+# A family this wide (FFN units at base size and up) needs a few float64 copies of its matrix while it is
+# solved (correlation, scipy's negated copy): such families are solved one after another in one thread,
+# so the matching's peak memory stays near one of them, while the small families share the other threads.
+LARGE_FAMILY_UNITS = 2048
+
+
 def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[str, Sequence[CrossMoments]],
                   keep: Optional[Set[str]]) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
     """Match one tie family (one group, or the tied q/k and v/out of a layer); its accumulators are released."""
@@ -94,10 +100,14 @@ def match(spec: PermutationSpec, moments: Dict[str, Sequence[CrossMoments]], kee
     names = list(moments)
     keep_set = None if keep is None else set(keep)
     families = [members for _, members in spec.ties(names).items()]
+    large = [f for f in families if spec.groups[f[0]].size >= LARGE_FAMILY_UNITS]
+    small = [f for f in families if spec.groups[f[0]].size < LARGE_FAMILY_UNITS]
+    solve_one = lambda members: _solve_family(spec, members, moments, keep_set)  # noqa: E731
     # scipy's assignment releases the GIL for most of its work: independent families run side by side
     workers = max(1, min(len(families), torch.get_num_threads(), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        solved = list(pool.map(lambda members: _solve_family(spec, members, moments, keep_set), families))
+        in_turn = pool.submit(lambda: [solve_one(f) for f in large])  # one large family in flight at a time
+        solved = list(pool.map(solve_one, small)) + in_turn.result()
     perms: Dict[str, torch.Tensor] = {}
     rows: Dict[str, GroupMatch] = {}
     correlations: Dict[str, torch.Tensor] = {}

@@ -155,6 +155,16 @@ def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], 
     return {"relative_error": relative, "max_abs_error": absolute, "symmetry": symmetry, "clips": len(waves)}
 
 
+def interpolate_into(model: torch.nn.Module, other: Dict[str, torch.Tensor], alpha: float) -> None:
+    """``model``'s tensors become ``alpha * model + (1 - alpha) * other``, one tensor at a time (no merged copy).
+
+    Each tensor goes through :func:`interpolate_state_dicts`, so the bytes equal a whole-dict interpolation.
+    """
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(interpolate_state_dicts({name: tensor}, {name: other[name]}, alpha)[name])
+
+
 def components_groups(encoder: LoadedEncoder, components: Sequence[str]) -> List[str]:
     """Names of the groups ``components`` align in this model."""
     if not components:
@@ -203,22 +213,19 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     target = resolve_device(device or recipe.calibration.device, local_rank)
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
                       keep=keep, device=target, shard=shard)
-    state_b = encoder_b.model.state_dict()
     drift: dict = {}
     if alignment.perms:
-        permuted = apply_permutations(state_b, alignment.spec, alignment.perms)
+        permuted = apply_permutations(encoder_b.model.state_dict(), alignment.spec, alignment.perms)
         if recipe.calibration.drift_clips:
             drift = function_drift(encoder_b, permuted, alignment, refs[: recipe.calibration.drift_clips],
                                    min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
-    else:
-        permuted = state_b
-    merged = interpolate_state_dicts(encoder_a.model.state_dict(), permuted, alpha)
+        if not drift:  # function_drift loads them when it runs
+            encoder_b.model.load_state_dict(permuted)
+        del permuted  # b's parameters hold the permuted weights now: no second copy of the model stays alive
+    interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha)
     from upstream_merged.models.checkpoint import check_finite
 
-    check_finite(merged, f"permutation merge into {out_dir}", "merged")
-    del permuted, state_b
-    encoder_a.model.load_state_dict(merged)
-    del merged
+    check_finite(encoder_a.model.state_dict(), f"permutation merge into {out_dir}", "merged")
     encoder_a.model.save_pretrained(str(out_dir), safe_serialization=True)
     preprocessor = dir_a / "preprocessor_config.json"
     if preprocessor.is_file():
