@@ -26,7 +26,8 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["upstream_merged", "upstream_merged.*"]),
-    package_data={"upstream_merged": ["downstream/*/*.yaml", "recipes/*.yaml"]},
+    package_data={"upstream_merged": ["downstream/*/*.yaml", "recipes/*.yaml",
+                                    "pretrained/SHA256SUMS", "pretrained/*/*.json", "pretrained/*/*.safetensors"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.6,<2.9",

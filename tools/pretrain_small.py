@@ -305,6 +305,18 @@ def evaluate(model, heads, stream, targets, arch, objective, seed, samples, wind
     return totals
 
 
+def unit_baselines(train: Targets, held: Targets) -> Dict[str, dict]:
+    """Chance levels per codebook on held-out frames: majority-unit accuracy, unigram-prior and uniform CE."""
+    out = {}
+    for name, units in held.units.items():
+        k = int(max(train.units[name].max(), units.max())) + 1
+        prior = np.bincount(train.units[name], minlength=k) + 1.0  # add-one: every unit has some mass
+        prior /= prior.sum()
+        out[name] = {"majority_acc": float(np.bincount(units, minlength=k).max() / len(units)),
+                     "prior_ce": float(-np.log(prior[units]).mean()), "uniform_ce": float(np.log(k))}
+    return out
+
+
 def chance(targets: Targets) -> Dict[str, float]:
     """Accuracy of always predicting the most frequent unit (the majority baseline) per codebook."""
     return {name: float(np.bincount(u).max() / len(u)) for name, u in targets.units.items()}
@@ -446,6 +458,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ship-to", type=Path, default=None,
                         help="copy the finished encoder here (e.g. upstream_merged/pretrained/hubert_small) "
                              "and rewrite the SHA256SUMS next to it")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="only write OUT/baselines.json: held-out chance levels of the unit targets")
     parser.add_argument("--ship-only", action="store_true", help="only copy a finished OUT/encoder to --ship-to")
     parser.add_argument("--arch", choices=["small", "test"], default="small")
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
@@ -462,9 +476,9 @@ def main(argv=None) -> int:
             parser.error("--ship-only needs --ship-to DEST")
         ship(out / "encoder", args.ship_to)
         return 0
-    if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure):
+    if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure or args.baselines_only):
         parser.error(f"{out} is not empty; pass --force to replace it or --resume to continue")
-    if args.force and not args.resume and out.exists():
+    if args.force and not args.resume and not args.baselines_only and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -474,7 +488,11 @@ def main(argv=None) -> int:
     logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)
     t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed)
     prep_seconds = time.time() - start
-    logger.info("targets ready in %.0f s; majority-unit accuracy on held-out: %s", prep_seconds, chance(t_held))
+    baselines = unit_baselines(t_train, t_held)
+    logger.info("targets ready in %.0f s; held-out chance levels: %s", prep_seconds, baselines)
+    if args.baselines_only:
+        (out / "baselines.json").write_text(json.dumps(baselines, indent=2) + "\n")
+        return 0
 
     model = build_model(arch, init_seed)
     model.train()
@@ -556,7 +574,7 @@ def main(argv=None) -> int:
                "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
                "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
                "median_sec_per_step": round(float(np.median(step_times)), 3),
-               "heldout_final": final, "heldout_chance": chance_held, "arch": arch,
+               "heldout_final": final, "heldout_chance": chance_held, "heldout_baselines": baselines, "arch": arch,
                "argv": sys.argv[1:] if argv is None else list(argv)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     ckpt_path.unlink(missing_ok=True)

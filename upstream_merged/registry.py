@@ -19,6 +19,7 @@ ENTRY_MODULES = (
     "upstream_merged.hub.beats",
     "upstream_merged.hub.mam",
     "upstream_merged.hub.fusion",
+    "upstream_merged.hub.small",
 )
 DOWNSTREAM_DIR = Path(__file__).resolve().parent / "downstream"
 
