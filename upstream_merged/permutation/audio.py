@@ -1,4 +1,4 @@
-"""Calibration audio: files from directories or a manifest, or a seeded synthetic speech/music mix.
+"""Calibration audio: files from directories or a manifest, Hugging Face datasets, or a seeded synthetic speech/music mix.
 
 Clips are listed once, in a seeded order, before any audio is read; each keeps its position in that
 order (``index``), which seeds its frame subsample, so statistics do not depend on batching or on
@@ -33,6 +33,7 @@ class ClipRef:
     kind: str = "file"  # "file", "speech" or "music"
     seed: int = 0
     seconds: float = 0.0  # synthetic length; files are cropped to the recipe's clip_seconds
+    source: str = ""  # where the clip comes from (dir:..., manifest, dataset:..., synthetic:speech ...), for the report
 
 
 def audio_files(directory: Path) -> List[Path]:
@@ -67,35 +68,38 @@ def manifest_files(manifest: Path) -> List[Path]:
 def list_clips(calibration, seed: int) -> List[ClipRef]:
     """The calibration clips of a recipe's ``calibration`` section, in their seeded global order."""
     refs: List[ClipRef] = []
-    files: List[Path] = []
     for directory in calibration.dirs:
         found = audio_files(Path(directory))
         if not found:
             raise CalibrationError(f"no .wav/.flac files under calibration directory {directory}")
-        files.extend(found)
+        refs.extend(ClipRef(0, path=str(p), source=f"dir:{directory}") for p in found)
     if calibration.manifest:
         manifest = calibration.manifest
         if manifest.startswith("synth:"):  # a seeded synthetic set, written into the cache on first use
             from upstream_merged.synth.calibration import materialize_calibration
 
             manifest = materialize_calibration(manifest)
-        files.extend(manifest_files(Path(manifest)))
-    refs.extend(ClipRef(0, path=str(p)) for p in files)
+        refs.extend(ClipRef(0, path=str(p), source=f"manifest:{calibration.manifest}") for p in manifest_files(Path(manifest)))
+    for entry in calibration.datasets:
+        from upstream_merged.permutation.calibration_datasets import dataset_clips, dataset_label
+
+        refs.extend(ClipRef(0, path=str(p), source=f"dataset:{dataset_label(entry)}")
+                    for p in dataset_clips(entry, seed, calibration.clip_seconds))
     synthetic = calibration.synthetic
     if synthetic is not None:
         speech = int(round(synthetic.clips * synthetic.speech_share))
         for n in range(synthetic.clips):
             kind = "speech" if n < speech else "music"
-            refs.append(ClipRef(0, kind=kind, seed=seed * 100_003 + n, seconds=synthetic.seconds))
+            refs.append(ClipRef(0, kind=kind, seed=seed * 100_003 + n, seconds=synthetic.seconds, source=f"synthetic:{kind}"))
     if not refs:
-        raise CalibrationError("calibration has no audio: set calibration.dirs, calibration.manifest or calibration.synthetic")
+        raise CalibrationError("calibration has no audio: set calibration.dirs, manifest, datasets or synthetic")
     if calibration.shuffle:
         random.Random(seed).shuffle(refs)  # domains are mixed, as the seed shuffles speech and music together
     if calibration.max_clips is not None:
         refs = refs[: calibration.max_clips]
     if calibration.max_seconds is not None:
         refs = _within_budget(refs, calibration.max_seconds, calibration.clip_seconds)
-    return [ClipRef(i, r.path, r.kind, r.seed, r.seconds) for i, r in enumerate(refs)]
+    return [ClipRef(i, r.path, r.kind, r.seed, r.seconds, r.source) for i, r in enumerate(refs)]
 
 
 def _within_budget(refs: Sequence[ClipRef], budget: float, clip_seconds: float) -> List[ClipRef]:

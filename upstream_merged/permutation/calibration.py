@@ -46,6 +46,7 @@ class CalibrationResult:
     seconds: float = 0.0
     skipped: List[str] = field(default_factory=list)
     skipped_index: List[int] = field(default_factory=list)  # global clip index of each skipped entry
+    sources: Dict[str, int] = field(default_factory=dict)  # clips used per source (dataset, dir, synthetic kind ...)
 
     def skip(self, index: int, text: str) -> None:
         """Record a skipped clip."""
@@ -56,7 +57,8 @@ class CalibrationResult:
         """Plain-data description for the merge report."""
         frames = {group: int(m[0].count) for group, m in self.moments.items() if m}
         return {"clips_used": self.clips, "clips_skipped_silent": self.silent, "clips_skipped_too_short": self.too_short,
-                "seconds": round(self.seconds, 3), "frames_per_group": frames, "skipped_examples": self.skipped[:5]}
+                "seconds": round(self.seconds, 3), "clips_per_source": dict(sorted(self.sources.items())),
+                "frames_per_group": frames, "skipped_examples": self.skipped[:5]}
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ class Calibrator:
                 result.skip(ref.index, f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
                 continue
             used.append(ref)
+            result.sources[ref.source or ref.kind] = result.sources.get(ref.source or ref.kind, 0) + 1
             waves_a.append(native_a)
             waves_b.append(native_b)
             result.seconds += len(wave) / rate
@@ -287,9 +290,14 @@ class Calibrator:
         result.clips, result.silent, result.too_short = (int(v) for v in values[:3])
         result.seconds = float(values[3])
         gathered: List[object] = [None] * self.shard.world
-        dist.all_gather_object(gathered, list(zip(result.skipped_index, result.skipped)), group=self.shard.group)
-        merged = sorted(entry for part in gathered for entry in part)  # in clip order, as one process lists them
+        dist.all_gather_object(gathered, (list(zip(result.skipped_index, result.skipped)), result.sources),
+                               group=self.shard.group)
+        merged = sorted(entry for part, _ in gathered for entry in part)  # in clip order, as one process lists them
         result.skipped_index, result.skipped = [i for i, _ in merged], [text for _, text in merged]
+        result.sources = {}
+        for _, sources in gathered:
+            for name, count in sources.items():
+                result.sources[name] = result.sources.get(name, 0) + count
         for moments in self.moments.values():
             for accumulator in moments:
                 accumulator.all_reduce(group=self.shard.group)

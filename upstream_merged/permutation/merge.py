@@ -285,9 +285,13 @@ def plan(recipe) -> str:
         s = calibration.synthetic
         sources.append(f"synthetic {s.clips} clips x {s.seconds} s ({s.speech_share:.0%} speech-like)")
     sources += [f"dir {d}" for d in calibration.dirs]
+    sources += [f"dataset {d.id}{'/' + d.config if d.config else ''}:{d.split} ({d.clips} clips"
+                f"{', ' + d.domain if d.domain else ''}; {'streamed' if d.streaming else 'downloaded'}, cached)"
+                for d in calibration.datasets]
     if calibration.manifest:
         sources.append(f"manifest {calibration.manifest}")
-    limits = [f"batch {calibration.batch_size}", f"clips cropped to {calibration.clip_seconds} s"]
+    limits = [f"batch {calibration.batch_size}", f"clips cropped to {calibration.clip_seconds} s",
+              f"device {calibration.device}", f"{calibration.statistics_dtype} statistics"]
     if calibration.max_clips:
         limits.append(f"at most {calibration.max_clips} clips")
     if calibration.max_seconds:

@@ -21,12 +21,30 @@ class SyntheticAudio(StrictModel):
     speech_share: float = Field(0.5, ge=0, le=1)
 
 
+class DatasetAudio(StrictModel):
+    """Calibration clips from a Hugging Face ``datasets`` dataset: a seeded selection, fetched once and cached."""
+
+    id: str  # hub id (openslr/librispeech_asr), a local dataset dir, or a builder name (parquet, audiofolder)
+    config: Optional[str] = None
+    split: str = "train"
+    audio_column: str = "audio"
+    clips: int = Field(..., ge=1)  # this source's share of the calibration set (per-domain counts)
+    max_seconds: Optional[float] = Field(None, gt=0)  # crop each clip (None: calibration.clip_seconds)
+    streaming: bool = True  # stream: only the examples read until ``clips`` are chosen are fetched
+    shuffle_buffer: int = Field(1000, ge=1)  # streaming selection: seeded shard order + a buffer this large
+    revision: Optional[str] = None
+    data_dir: Optional[str] = None
+    data_files: Optional[List[str]] = None
+    domain: Optional[str] = None  # a label for the report (speech, music ...)
+
+
 class Calibration(StrictModel):
     """Where calibration audio comes from and how much of it is used."""
 
     dirs: List[str] = Field(default_factory=list)
     manifest: Optional[str] = None
     synthetic: Optional[SyntheticAudio] = None
+    datasets: List[DatasetAudio] = Field(default_factory=list)
     max_clips: Optional[int] = Field(None, ge=1)
     max_seconds: Optional[float] = Field(None, gt=0)
     clip_seconds: float = Field(10.0, gt=0)
@@ -43,8 +61,8 @@ class Calibration(StrictModel):
 
     @model_validator(mode="after")
     def _has_audio(self) -> "Calibration":
-        if not self.dirs and not self.manifest and self.synthetic is None:
-            raise ValueError("calibration needs audio: set dirs, manifest or synthetic")
+        if not self.dirs and not self.manifest and self.synthetic is None and not self.datasets:
+            raise ValueError("calibration needs audio: set dirs, manifest, datasets or synthetic")
         return self
 
 
