@@ -34,10 +34,11 @@ def test_published_hubert_family_configs_are_accepted(name, rate, layers):
         assert not hasattr(config, key), key  # allow-listed keys are dropped, never forwarded
 
 
-def test_published_mert_v1_330m_is_refused_by_value_not_by_key():
-    """Its keys are all known or allow-listed; what HubertModel cannot express is its attention relaxation."""
-    with pytest.raises(CheckpointError, match="attention_relax=32.0 is not supported"):
-        hubert_config_from_dict(_published("m-a-p--MERT-v1-330M"), "MERT-v1-330M")
+def test_published_mert_v1_330m_is_accepted_with_its_attention_relaxation():
+    """Its keys are all known or allow-listed; attention_relax is a softmax-invariant shift (exact as plain attention)."""
+    config, rate, kind = hubert_config_from_dict(_published("m-a-p--MERT-v1-330M"), "MERT-v1-330M")
+    assert (rate, kind, config.num_hidden_layers, config.hidden_size, config.do_stable_layer_norm) == (24000, "mert", 24, 1024, True)
+    assert not hasattr(config, "attention_relax")
 
 
 def test_published_wavlm_base_plus_config_is_accepted():

@@ -125,7 +125,7 @@ def test_wrong_model_type(tmp_path):
         load_hubert_family(tmp_path)
 
 
-@pytest.mark.parametrize("option", [{"feature_extractor_cqt": True}, {"deepnorm": True}, {"attention_relax": 32.0}])
+@pytest.mark.parametrize("option", [{"feature_extractor_cqt": True}, {"deepnorm": True}, {"attention_relax": "32"}])
 def test_unsupported_mert_options_are_refused(tmp_path, option):
     write_mert_dir(tmp_path, build_tiny_hubert(), version="v1")
     config = json.loads((tmp_path / "config.json").read_text())

@@ -117,4 +117,6 @@ def _entry(name: str, preset: Optional[str], default_recipe: Optional[str], what
 for _suffix, (_preset, _recipe_suffix, _what) in PERMUTATION_ENTRIES.items():
     _entry(f"{ENTRY_PREFIX}{_suffix}", _preset, f"hubert_mert{_recipe_suffix}", _what)
     _entry(f"{ENTRY_PREFIX}{_suffix}_tiny", _preset, f"tiny_hubert_mert{_recipe_suffix}", f"tiny offline variant: {_what}")
+    _entry(f"{ENTRY_PREFIX}{_suffix}_large", _preset, f"large_hubert_mert{_recipe_suffix}",
+           f"the large pair (HuBERT Large ll60k + MERT-v1-330M at 24 kHz): {_what}")
 _entry(CUSTOM_ENTRY, None, None, "any permutation setting, custom ones included (-g RECIPE.yaml or -k merge dir; no default)")

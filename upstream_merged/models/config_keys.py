@@ -40,7 +40,7 @@ MERT_ALLOWED: Dict[str, str] = {
     "feature_extractor_cqt": "CQT input branch; must be false (checked)",
     "feature_extractor_cqt_bins": "size of the disabled CQT branch",
     "deepnorm": "DeepNorm residual scaling; must be false (checked)",
-    "attention_relax": "attention relaxation; must be <= 0 (checked)",
+    "attention_relax": "attention relaxation (MERT-v1-330M): a softmax-invariant row-max shift, exact as plain attention",
     "conv_pos_batch_norm": "batch norm in the positional conv; must be false (checked)",
     "sample_rate": "native input rate (16000 or 24000); used to resample s3prl's 16 kHz input",
 }

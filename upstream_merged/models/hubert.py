@@ -55,8 +55,12 @@ def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[Huber
         for key, neutral in _MERT_NEUTRAL.items():
             if config.get(key, neutral) != neutral:
                 raise CheckpointError(f"{source}: MERT option {key}={config[key]!r} is not supported (needs {neutral!r})")
-        if float(config.get("attention_relax", -1.0)) > 0:
-            raise CheckpointError(f"{source}: MERT option attention_relax={config['attention_relax']} is not supported")
+        relax = config.get("attention_relax", -1.0)
+        if not isinstance(relax, (int, float)) or isinstance(relax, bool):
+            raise CheckpointError(f"{source}: MERT option attention_relax must be a number, got {relax!r}")
+        if relax > 0:  # MERT-v1-330M: exact as a plain HubertModel, see relaxed_attention_is_plain_attention
+            logger.debug("%s: attention_relax=%s is softmax-invariant (row-max shift); loaded as plain attention",
+                         source, relax)
         sample_rate = config.get("sample_rate", 16000)
         if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or not 4000 <= sample_rate <= 192000:
             raise CheckpointError(f"{source}: sample_rate must be an integer rate in Hz (e.g. 16000 or 24000), got {sample_rate!r}")
@@ -64,6 +68,19 @@ def hubert_config_from_dict(config: dict, source: str = "config") -> tuple[Huber
     config = checked_config(config, HubertConfig, MERT_ALLOWED if kind == "mert" else HUBERT_ALLOWED, source)
     config.update(layerdrop=0.0, apply_spec_augment=False)
     return HubertConfig(**config), sample_rate, kind
+
+
+def relaxed_attention_is_plain_attention() -> str:
+    """Why MERT's ``attention_relax`` needs no code here (the reasoning the loader relies on).
+
+    MERT's remote code (modeling_MERT.py) uses its relaxed attention only in ``HubertEncoder_extend``,
+    which it builds only for post-LN models with ``deepnorm`` (refused here); pre-LN MERT-v1-330M runs
+    transformers' ``HubertEncoderStableLayerNorm`` whatever ``attention_relax`` says. Where it is used,
+    the relaxation computes ``(w / r - max(w / r)) * r = w - max(w)`` on the logits ``w`` before the
+    softmax: a per-row shift, which the softmax cancels exactly. A plain ``HubertModel`` therefore
+    computes the same function (tests/permutation/test_perm_large.py checks a naive implementation).
+    """
+    return relaxed_attention_is_plain_attention.__doc__ or ""
 
 
 def build_hubert(config: dict, source: str = "config") -> LoadedEncoder:
