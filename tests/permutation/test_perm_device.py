@@ -164,7 +164,7 @@ def test_calibration_runs_on_the_models_device(monkeypatch):
     with watch:
         result = calibrator.run(list_clips(calibration, 0), 1.0, 2, progress=False)
     assert result.clips == 3
-    assert all(m.cross.is_meta and m.mean_a.is_meta for group in result.moments.values() for m in group)
+    assert all(m.raw.is_meta and m.sum_a.is_meta for group in result.moments.values() for m in group)
     watch.assert_clean()
 
 

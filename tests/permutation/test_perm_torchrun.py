@@ -18,8 +18,12 @@ from upstream_merged.permutation.merge import build
 from upstream_merged.recipe import parse_recipe
 from upstream_merged.testing.tiny_hubert import build_tiny_hubert
 
-# 7 clips in batches of 2: four global batches, so the ranks get unequal shares (2 + 2 batches, 4 + 3 clips)
-CALIBRATION = {"synthetic": {"clips": 7, "seconds": 1.0}, "batch_size": 2, "frames_per_second": 20.0, "device": "cpu"}
+# 7 clips in batches of 2: four global batches, so the ranks get unequal shares (2 + 2 batches, 4 + 3 clips).
+# float64 statistics: the float32 batch products are bitwise those of one process (same batches, same shift),
+# and float64 sums of them do not depend on the order ranks add them in. (With float32 statistics the
+# permutations and weights are identical too, the report's correlations agree to ~1e-7: test_perm_calibration.)
+CALIBRATION = {"synthetic": {"clips": 7, "seconds": 1.0}, "batch_size": 2, "frames_per_second": 20.0, "device": "cpu",
+               "statistics_dtype": "float64"}
 
 
 @pytest.fixture(scope="module")

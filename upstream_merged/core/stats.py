@@ -1,15 +1,16 @@
 """Streaming cross-correlation between the channels of two models at one site.
 
-Memory is fixed by the channel counts, never by the amount of calibration data: each batch's
-co-moments are computed in float32 around the batch mean and merged into the accumulators with
-Chan et al.'s parallel update. Counts, means and variances are float64 (vectors, cheap); the
-cross-moment matrix - the one large allocation - is float64 by default or float32
-(``cross_dtype``), which halves the memory of a merge's statistics. Since every batch adds
-co-moments centred on its own mean, the float32 sum only carries rounding of order
-sqrt(batches) x 6e-8 relative. Accumulators live on any device (the GEMMs run where the
-activations are). Accumulators of several workers merge exactly the same way, and
-:meth:`CrossMoments.all_reduce` does it across ``torch.distributed`` ranks (collective tensors on
-the accumulators' device, as NCCL needs).
+Memory is fixed by the channel counts, never by the amount of calibration data. The accumulators hold
+sums of the data shifted by a fixed reference (the first batch's mean): ``sum (a - s)``,
+``sum (a - s)^2`` and the cross-product matrix ``sum (a - s_a)^T (b - s_b)``; centred moments are
+derived when asked for. Shifting by a value close to the mean keeps the sums free of cancellation
+(the shifted-data algorithm), and each batch costs one fused GEMM into the matrix (``addmm_``) and a
+few vector reductions - no per-batch rank-1 correction pass over the matrix. Counts and the vector
+sums are float64; the matrix - the one large allocation - is float64 or float32 (``cross_dtype``),
+which halves the memory of a merge's statistics (per-batch products are float32 either way).
+Accumulators live on any device (the GEMMs run where the activations are); accumulators of several
+workers merge exactly by re-shifting (:meth:`CrossMoments.merge`), and :meth:`CrossMoments.all_reduce`
+does it across ``torch.distributed`` ranks (collective tensors on the accumulators' device, as NCCL needs).
 """
 from __future__ import annotations
 
@@ -29,17 +30,45 @@ class CrossMoments:
         if cross_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"cross_dtype must be torch.float32 or torch.float64, got {cross_dtype}")
         self.count = 0.0
-        self.mean_a = torch.zeros(n_a, dtype=torch.float64, device=device)
-        self.mean_b = torch.zeros(n_b, dtype=torch.float64, device=device)
-        self.m2_a = torch.zeros(n_a, dtype=torch.float64, device=device)
-        self.m2_b = torch.zeros(n_b, dtype=torch.float64, device=device)
-        self.cross = torch.zeros(n_a, n_b, dtype=cross_dtype, device=device)
+        vector = dict(dtype=torch.float64, device=device)
+        self.shift_a, self.shift_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
+        self.sum_a, self.sum_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
+        self.sq_a, self.sq_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
+        self.raw = torch.zeros(n_a, n_b, dtype=cross_dtype, device=device)  # sum (a - shift_a)^T (b - shift_b)
+        self._shift32: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
 
     @property
     def device(self) -> torch.device:
         """Where the accumulators live."""
-        return self.cross.device
+        return self.raw.device
 
+    # -- derived moments ------------------------------------------------------------------------------
+    @property
+    def mean_a(self) -> torch.Tensor:
+        """Mean of every a channel (float64)."""
+        return self.shift_a + self.sum_a / max(self.count, 1.0)
+
+    @property
+    def mean_b(self) -> torch.Tensor:
+        """Mean of every b channel (float64)."""
+        return self.shift_b + self.sum_b / max(self.count, 1.0)
+
+    @property
+    def m2_a(self) -> torch.Tensor:
+        """Sum of squared deviations from the mean of every a channel (float64)."""
+        return (self.sq_a - self.sum_a.square() / max(self.count, 1.0)).clamp_(min=0.0)
+
+    @property
+    def m2_b(self) -> torch.Tensor:
+        """Sum of squared deviations from the mean of every b channel (float64)."""
+        return (self.sq_b - self.sum_b.square() / max(self.count, 1.0)).clamp_(min=0.0)
+
+    @property
+    def cross(self) -> torch.Tensor:
+        """Centred co-moment matrix ``sum (a - mean_a)^T (b - mean_b)`` (float64, a new tensor)."""
+        return self.raw.to(torch.float64, copy=True).addr_(self.sum_a, self.sum_b, alpha=-1.0 / max(self.count, 1.0))
+
+    # -- accumulation ---------------------------------------------------------------------------------
     def update(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """Add ``N`` paired rows: ``a`` (N, n_a) and ``b`` (N, n_b), any float dtype."""
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[0]:
@@ -49,57 +78,81 @@ class CrossMoments:
             return
         a = a.detach().to(self.device, torch.float32)
         b = b.detach().to(self.device, torch.float32)
-        mean_a = a.mean(0)
-        mean_b = b.mean(0)
-        centred_a = a - mean_a
-        centred_b = b - mean_b
-        self._merge(
-            float(rows),
-            mean_a.double(),
-            mean_b.double(),
-            centred_a.square().sum(0).double(),
-            centred_b.square().sum(0).double(),
-            factors=(centred_a, centred_b),  # (n_a, n_b) float32 GEMM: the costly part, one per batch
-        )
-
-    def _merge(self, count: float, mean_a, mean_b, m2_a, m2_b, cross: Optional[torch.Tensor] = None,
-               factors: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> None:
-        """Chan's parallel update of a batch's co-moments ``cross`` (any float dtype) or ``factors[0].T @ factors[1]``.
-
-        With float32 accumulators the GEMM of ``factors`` adds straight into the accumulator (no temporary).
-        """
-        if count == 0:
-            return
-        total = self.count + count
-        delta_a = mean_a - self.mean_a
-        delta_b = mean_b - self.mean_b
-        weight = self.count * count / total
-        self.m2_a += m2_a + delta_a.square() * weight
-        self.m2_b += m2_b + delta_b.square() * weight
-        if factors is not None and self.cross.dtype == factors[0].dtype:
-            self.cross.addmm_(factors[0].T, factors[1])
+        if self._shift32 is None:
+            if self.count == 0:  # unless set_shift chose one, the first batch's mean becomes the reference
+                self.shift_a, self.shift_b = a.mean(0).double(), b.mean(0).double()
+            self._shift32 = (self.shift_a.float(), self.shift_b.float())
+        a = a - self._shift32[0]
+        b = b - self._shift32[1]
+        self.sum_a += a.sum(0)
+        self.sum_b += b.sum(0)
+        self.sq_a += torch.einsum("nc,nc->c", a, a)
+        self.sq_b += torch.einsum("nc,nc->c", b, b)
+        if self.raw.dtype == torch.float32:
+            self.raw.addmm_(a.T, b)  # the costly part: one GEMM per batch, straight into the accumulator
         else:
-            self.cross.add_(cross if cross is not None else factors[0].T @ factors[1])
-        if weight:
-            dtype = self.cross.dtype
-            self.cross.addr_(delta_a.to(dtype), delta_b.to(dtype), alpha=weight)
-        self.mean_a += delta_a * (count / total)
-        self.mean_b += delta_b * (count / total)
-        self.count = total
+            self.raw.add_(a.T @ b)
+        self.count += float(rows)
+
+    def set_shift(self, shift_a: torch.Tensor, shift_b: torch.Tensor) -> None:
+        """Choose the reference the data will be shifted by (before any update; default: the first batch's mean)."""
+        if self.count:
+            raise ValueError("set_shift must come before the first update")
+        self.shift_a = shift_a.detach().to(self.device, torch.float64)
+        self.shift_b = shift_b.detach().to(self.device, torch.float64)
+        self._shift32 = (self.shift_a.float(), self.shift_b.float())
+
+    def _reshift(self, shift_a: torch.Tensor, shift_b: torch.Tensor) -> None:
+        """Express the sums relative to new references (exact algebra, no data needed)."""
+        delta_a, delta_b = self.shift_a - shift_a, self.shift_b - shift_b  # x - new = (x - old) + delta
+        n = self.count
+        self.raw.add_((torch.outer(self.sum_a, delta_b) + torch.outer(delta_a, self.sum_b)
+                       + n * torch.outer(delta_a, delta_b)).to(self.raw.dtype))
+        self.sq_a += 2 * delta_a * self.sum_a + n * delta_a.square()
+        self.sq_b += 2 * delta_b * self.sum_b + n * delta_b.square()
+        self.sum_a += n * delta_a
+        self.sum_b += n * delta_b
+        self.shift_a, self.shift_b = shift_a.clone(), shift_b.clone()
+        self._shift32 = None
 
     def merge(self, other: "CrossMoments") -> None:
         """Fold another accumulator of the same site into this one (as if its data had been added here)."""
-        if other.cross.shape != self.cross.shape:
-            raise ValueError(f"cannot merge moments of shape {tuple(other.cross.shape)} into {tuple(self.cross.shape)}")
+        if other.raw.shape != self.raw.shape:
+            raise ValueError(f"cannot merge moments of shape {tuple(other.raw.shape)} into {tuple(self.raw.shape)}")
+        if other.count == 0:
+            return
         device = self.device
-        self._merge(other.count, other.mean_a.to(device), other.mean_b.to(device), other.m2_a.to(device),
-                    other.m2_b.to(device), other.cross.to(device))
+        if self.count == 0:
+            self.shift_a, self.shift_b = other.shift_a.to(device).clone(), other.shift_b.to(device).clone()
+            self._shift32 = None
+        moved = CrossMoments(0, 0, device=device, cross_dtype=torch.float64)
+        moved.count = other.count
+        moved.shift_a, moved.shift_b = other.shift_a.to(device), other.shift_b.to(device)
+        moved.sum_a, moved.sum_b = other.sum_a.to(device).clone(), other.sum_b.to(device).clone()
+        moved.sq_a, moved.sq_b = other.sq_a.to(device).clone(), other.sq_b.to(device).clone()
+        moved.raw = other.raw.to(device, torch.float64, copy=True)
+        moved._reshift(self.shift_a, self.shift_b)
+        self.raw.add_(moved.raw.to(self.raw.dtype))
+        self.sum_a += moved.sum_a
+        self.sum_b += moved.sum_b
+        self.sq_a += moved.sq_a
+        self.sq_b += moved.sq_b
+        self.count += moved.count
 
-    def all_reduce(self, group: Optional[object] = None) -> None:
-        """Combine the accumulators of every rank in place (a no-op unless torch.distributed is initialised)."""
+    def all_reduce(self, group: Optional[object] = None, common_shift: bool = False) -> None:
+        """Combine the accumulators of every rank in place (a no-op unless torch.distributed is initialised).
+
+        ``common_shift``: every rank used the same reference (:meth:`set_shift`), so the sums add as they are.
+        """
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
+            return
+        if common_shift:
+            count = torch.full((1,), self.count, dtype=torch.float64, device=self.device)
+            for tensor in (count, self.sum_a, self.sum_b, self.sq_a, self.sq_b, self.raw):
+                dist.all_reduce(tensor, group=group)
+            self.count = float(count.item())
             return
         count = torch.full((1,), self.count, dtype=torch.float64, device=self.device)
         head = torch.cat([count, self.mean_a * self.count, self.mean_b * self.count])
@@ -107,20 +160,14 @@ class CrossMoments:
         total = float(head[0])
         if total == 0:
             return
-        n_a = self.mean_a.numel()
-        mean_a = head[1:1 + n_a] / total
-        mean_b = head[1 + n_a:] / total
-        # Shift each rank's centred moments to the global mean, then sum them (exact, no cancellation).
-        shift_a = self.mean_a - mean_a
-        shift_b = self.mean_b - mean_b
-        self.m2_a += self.count * shift_a.square()
-        self.m2_b += self.count * shift_b.square()
-        if self.count:
-            self.cross.add_(torch.outer(shift_a, shift_b).mul_(self.count).to(self.cross.dtype))
-        for tensor in (self.m2_a, self.m2_b, self.cross):
+        n_a = self.shift_a.numel()
+        # every rank re-expresses its sums around the global mean, then the sums add up exactly
+        self._reshift(head[1:1 + n_a] / total, head[1 + n_a:] / total)
+        for tensor in (self.sum_a, self.sum_b, self.sq_a, self.sq_b, self.raw):
             dist.all_reduce(tensor, group=group)
-        self.count, self.mean_a, self.mean_b = total, mean_a, mean_b
+        self.count = total
 
+    # -- results --------------------------------------------------------------------------------------
     def variances(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Population variances of every a and b channel."""
         denominator = max(self.count, 1.0)
@@ -138,7 +185,7 @@ class CrossMoments:
         # 1 / (N std): zero for dead channels, so their rows and columns come out 0 without a masking pass
         inv_a = torch.where(_dead(var_a), torch.zeros_like(var_a), (var_a * denominator ** 2).rsqrt())
         inv_b = torch.where(_dead(var_b), torch.zeros_like(var_b), var_b.rsqrt())
-        return self.cross.mul(inv_a[:, None]).mul_(inv_b[None, :]).clamp_(-1.0, 1.0)
+        return self.cross.mul_(inv_a[:, None]).mul_(inv_b[None, :]).clamp_(-1.0, 1.0)
 
 
 def _dead(var: torch.Tensor) -> torch.Tensor:

@@ -160,6 +160,7 @@ class Calibrator:
         self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._frames: Dict[Tuple[int, bool], int] = {}
         self._captured: Dict[str, torch.Tensor] = {}
+        self._priming = False
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
 
     # -- frame selection ------------------------------------------------------------------------
@@ -176,13 +177,13 @@ class Calibrator:
         """Sites share a frame selection when they share a frame grid and a cap (CNN sites have their own)."""
         return probe.conv_depth, probe.channel_dim == 1
 
-    def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int) -> None:
+    def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int, keep_all: bool = False) -> None:
         """Per frame grid, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
         self._selection.clear()
         self._frames.clear()
         for key in sorted({self._key(probe) for _, probe in self.probes}):
             depth = key[0]
-            fraction = self._keep_fraction(key)
+            fraction = 1.0 if keep_all else self._keep_fraction(key)
             rows, frames = [], []
             for row, (ref, length) in enumerate(zip(refs, lengths)):
                 valid = conv_output_length(length, self.kernels[:depth], self.strides[:depth])
@@ -214,6 +215,9 @@ class Calibrator:
         self._captured[key] = self._pick(tensor, probe)
 
     def _sink_b(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
+        if self._priming:
+            self._accumulator[key].set_shift(self._captured.pop(key).mean(0), self._pick(tensor, probe).mean(0))
+            return
         self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
 
     # -- the pass -------------------------------------------------------------------------------
@@ -225,6 +229,7 @@ class Calibrator:
         result = CalibrationResult(self.moments)
         bar = tqdm(total=sum(len(b) for b in mine), unit="clip", desc="calibration", disable=not progress)
         with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
+            self._prime(refs, clip_seconds)
             for batch in mine:
                 self._step(batch, clip_seconds, result)
                 bar.update(len(batch))
@@ -233,26 +238,56 @@ class Calibrator:
         self._check(result)
         return result
 
+    def _native(self, ref: ClipRef, clip_seconds: float):
+        """(wave at a's rate, wave at b's rate, seconds) of a clip, or (None, reason, seconds) when it is unusable."""
+        wave, rate = load_clip(ref, clip_seconds)
+        name = ref.path or f"{ref.kind}#{ref.seed}"
+        if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
+            return None, f"{name}: silent", 0.0
+        tensor = torch.from_numpy(wave).to(self.device)
+        native_a, native_b = to_native_rate(tensor, rate, self.a.sample_rate), to_native_rate(tensor, rate, self.b.sample_rate)
+        if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
+            return None, f"{name}: {len(wave) / rate:.3f} s is shorter than one frame", 0.0
+        return native_a, native_b, len(wave) / rate
+
+    def _prime(self, refs: Sequence[ClipRef], clip_seconds: float) -> None:
+        """Set every accumulator's reference shift from the first usable clip, forwarded alone, all frames.
+
+        Every process of a sharded calibration primes on the same clip, so all ranks share one shift and
+        their float32 batch products equal those of a one-process run bit for bit.
+        """
+        self._priming = True
+        try:
+            for ref in refs:
+                native_a, native_b, _ = self._native(ref, clip_seconds)
+                if native_a is None:
+                    continue
+                input_a, mask_a = hubert_model_input([native_a], self.a.normalize)
+                input_b, mask_b = hubert_model_input([native_b], self.b.normalize)
+                self._select([ref], [len(native_a)], input_a.shape[1], keep_all=True)
+                self.a.model(input_a, attention_mask=mask_a)
+                self.b.model(input_b, attention_mask=mask_b)
+                self._captured.clear()
+                return
+        finally:
+            self._priming = False
+
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
         for ref in batch:
-            wave, rate = load_clip(ref, clip_seconds)
-            name = ref.path or f"{ref.kind}#{ref.seed}"
-            if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
-                result.silent += 1
-                result.skip(ref.index, f"{name}: silent")
-                continue
-            tensor = torch.from_numpy(wave).to(self.device)
-            native_a, native_b = to_native_rate(tensor, rate, self.a.sample_rate), to_native_rate(tensor, rate, self.b.sample_rate)
-            if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
-                result.too_short += 1
-                result.skip(ref.index, f"{name}: {len(wave) / rate:.3f} s is shorter than one frame")
+            native_a, native_b, seconds = self._native(ref, clip_seconds)
+            if native_a is None:
+                if native_b.endswith("silent"):
+                    result.silent += 1
+                else:
+                    result.too_short += 1
+                result.skip(ref.index, native_b)
                 continue
             used.append(ref)
             result.sources[ref.source or ref.kind] = result.sources.get(ref.source or ref.kind, 0) + 1
             waves_a.append(native_a)
             waves_b.append(native_b)
-            result.seconds += len(wave) / rate
+            result.seconds += seconds
         result.clips += len(used)
         for chunk in self._chunks([len(w) for w in waves_a]):
             input_a, mask_a = hubert_model_input([waves_a[i] for i in chunk], self.a.normalize)
@@ -300,7 +335,7 @@ class Calibrator:
                 result.sources[name] = result.sources.get(name, 0) + count
         for moments in self.moments.values():
             for accumulator in moments:
-                accumulator.all_reduce(group=self.shard.group)
+                accumulator.all_reduce(group=self.shard.group, common_shift=True)  # every rank primed alike
 
     def _check(self, result: CalibrationResult) -> None:
         if result.clips == 0:
