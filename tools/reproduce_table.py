@@ -187,8 +187,8 @@ TABLE_I = [
 CALIBRATION = [Row("cnn_ffn_attn_synthcal", "merged_hubert_mert_small", 5,
                    model_config=str(SYNTHETIC_CALIBRATION_RECIPE.relative_to(REPO)),
                    note="ID 5 calibrated on synthetic signals (formant / harmonic-note generators)")]
-FUSION = [Row("fusion_ws", "fusion_hubert_mert_small_ws", note="weighted sum of both encoders' layers (no -f)"),
-          Row("fusion_hconv", "fusion_hubert_mert_small_hconv", finetune=True, note="HConv (-f trains the interface)"),
+FUSION = [Row("fusion_hconv", "fusion_hubert_mert_small_hconv", finetune=True, note="HConv (-f trains the interface)"),
+          Row("fusion_ws", "fusion_hubert_mert_small_ws", note="weighted sum of both encoders' layers (no -f)"),
           Row("fusion_chconv", "fusion_hubert_mert_small_chconv", finetune=True, note="CHConv (-f)"),
           Row("fusion_gumd", "fusion_hubert_mert_small_gumd", finetune=True, note="GumD (-f)")]
 
@@ -272,6 +272,27 @@ def build_merge(row: Row) -> Path:
         build_cached(recipe)
         logger.info("merge %s: built in %.0f s", row.label, time.monotonic() - start)
     return target
+
+
+def _build_merge_in_worker(row: Row) -> str:
+    """build_merge in a worker process: one torch thread, INFO logging to stderr like the parent."""
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return str(build_merge(row))
+
+
+def build_merges(rows: Sequence[Row], jobs: int) -> Dict[str, Path]:
+    """Build every row's merge, ``jobs`` at a time in separate processes (each merge's RNG use stays its own)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1 or len(rows) <= 1:
+        return {row.label: build_merge(row) for row in rows}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {row.label: pool.submit(_build_merge_in_worker, row) for row in rows}
+        return {label: Path(future.result()) for label, future in futures.items()}
 
 
 def weights_digest() -> str:
@@ -746,13 +767,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.collect_only:
         for data in plan.datasets():
             make_dataset(data, work)
-    for part in plan.parts:
-        for row in part.rows:
-            if row.is_merge:
-                directory = merged_dir_if_built(row) if args.collect_only else build_merge(row)
-                report = directory / "merge_report.json" if directory is not None else None
-                if report is not None and report.is_file() and json.loads(report.read_text())["groups"]:
-                    reports[row.label] = report  # Table II: merges that align something
+    merges = [row for part in plan.parts for row in part.rows if row.is_merge]
+    if args.collect_only:
+        directories = {row.label: merged_dir_if_built(row) for row in merges}
+    else:
+        directories = build_merges(merges, args.jobs)
+    for label, directory in directories.items():
+        report = directory / "merge_report.json" if directory is not None else None
+        if report is not None and report.is_file() and json.loads(report.read_text())["groups"]:
+            reports[label] = report  # Table II: merges that align something
     for part in plan.parts:
         spec = sweep_spec(plan, part, work)
         sweeps[part.name] = spec.sweep_dir
