@@ -197,12 +197,13 @@ PROFILE_SEEDS = {"full": [0, 1], "demo": [0], "quick": [0]}
 
 
 def build_plan(profile: str, steps: Optional[int] = None, seeds: Optional[Sequence[int]] = None,
-               parts: Optional[Sequence[str]] = None) -> Plan:
-    """The tasks, rows, seeds and step budget of a profile (full | demo | quick), optionally only some parts."""
+               parts: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None) -> Plan:
+    """The tasks, rows, seeds and step budget of a profile (full | demo | quick), optionally only some parts / tasks."""
     if profile not in PROFILE_STEPS:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_STEPS)}")
     steps = steps or PROFILE_STEPS[profile]
     seeds = list(seeds) if seeds else PROFILE_SEEDS[profile]
+    only = list(tasks or [])
     row = {r.label: r for r in TABLE_I}
     if profile == "full":
         tasks = [speech_commands(16, 4, 8), voxceleb1(16, 5, 2), nsynth("nsynth_pitch", 2.0), nsynth("nsynth_instrument", 2.0)]
@@ -224,6 +225,11 @@ def build_plan(profile: str, steps: Optional[int] = None, seeds: Optional[Sequen
         if unknown:
             raise ValueError(f"--parts {unknown} are not parts of the {profile} profile ({[p.name for p in chosen]})")
         chosen = [p for p in chosen if p.name in parts]
+    if only:
+        unknown = sorted(set(only) - {t.name for t in tasks})
+        if unknown:
+            raise ValueError(f"--tasks {unknown} are not tasks of the {profile} profile ({[t.name for t in tasks]})")
+        tasks = [t for t in tasks if t.name in only]
     return Plan(profile, tasks, chosen, seeds, steps)
 
 
@@ -722,6 +728,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (full 150, demo 150, quick 12)")
     parser.add_argument("--jobs", type=int, default=2, help="stock runs at a time (one torch thread each; default 2)")
     parser.add_argument("--parts", nargs="+", default=None, help="only these parts (full: table_i calibration fusion)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="only these tasks (full: ks sid nsynth_pitch nsynth_instrument)")
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "reproduction",
                         help="data sets and sweeps (reused by reruns)")
     parser.add_argument("--out", type=Path, default=None,
@@ -739,7 +746,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     profile = "quick" if args.quick else "demo" if args.demo else "full"
     if args.steps is not None and args.steps < 2:
         parser.error("--steps must be >= 2 (dev is evaluated at half and full budget)")
-    plan = build_plan(profile, args.steps, args.seeds, args.parts)
+    plan = build_plan(profile, args.steps, args.seeds, args.parts, args.tasks)
     work = args.work_dir.resolve()
     out = (args.out or (REPO / "results" if profile == "full" else work / profile)).resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -91,6 +91,14 @@ def test_scores_leave_out_seeds_and_groups_without_runs(tool):
     assert y["nsynth_pitch"].text(3) == "–"
 
 
+def test_tasks_option_keeps_only_the_named_tasks(tool):
+    plan = tool.build_plan("full", tasks=["ks", "nsynth_pitch"])
+    assert [(t.name, t.group) for t in plan.tasks] == [("ks", "speech"), ("nsynth_pitch", "music")]
+    assert len(plan.parts) == 3
+    with pytest.raises(ValueError, match="--tasks"):
+        tool.build_plan("quick", tasks=["sid"])
+
+
 def test_unknown_profile_and_part_are_refused(tool):
     with pytest.raises(ValueError, match="unknown profile"):
         tool.build_plan("huge")
