@@ -78,7 +78,7 @@ DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
 
 def resolve_device(name: Optional[str], local_rank: Optional[int] = None) -> torch.device:
-    """The torch device ``name`` means ('auto': CUDA when available, else CPU); ``cuda`` under torchrun = cuda:LOCAL_RANK."""
+    """The torch device ``name`` means ('auto': CUDA when available, else CPU); ``cuda`` = cuda:LOCAL_RANK under torchrun."""
     name = (name or "auto").strip().lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -88,7 +88,9 @@ def resolve_device(name: Optional[str], local_rank: Optional[int] = None) -> tor
         if not torch.cuda.is_available():
             raise CalibrationError(f"device {name!r} was asked for but CUDA is not available here; "
                                    "use --device cpu (or calibration.device: cpu / auto)")
-        index = int(name.split(":", 1)[1]) if ":" in name else (local_rank or 0)
+        # plain "cuda": this rank's GPU under torchrun, else the current device (a DDP process has set its own)
+        index = int(name.split(":", 1)[1]) if ":" in name else (
+            local_rank if local_rank is not None else torch.cuda.current_device())
         if index >= torch.cuda.device_count():
             raise CalibrationError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         return torch.device("cuda", index)
