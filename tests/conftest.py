@@ -60,91 +60,47 @@ def _superb_tool(name: str):
     return importlib.import_module(name)
 
 
-@pytest.fixture(scope="session")
-def fluent_commands_root(tmp_path_factory) -> Path:
-    """A small synthetic Fluent Speech Commands set (tools/make_fluent_commands.py): 4/1/1 speakers x 17 commands."""
-    root = tmp_path_factory.getbasetemp() / "fluent_commands"
-    if not root.exists():
-        _superb_tool("make_fluent_commands").build(root, train_speakers=4, valid_speakers=1, test_speakers=1)
+def _synthetic_dataset(dirname: str, tool: str, doc: str, **build_kwargs):
+    """A session fixture: the dataset ``tools/<tool>.py`` builds (once per session) with ``build_kwargs``."""
+
+    @pytest.fixture(scope="session")
+    def root(tmp_path_factory) -> Path:
+        path = tmp_path_factory.getbasetemp() / dirname
+        if not path.exists():  # the tools write atomically: an existing dir is a finished one
+            _superb_tool(tool).build(path, **build_kwargs)
+        return path
+
+    root.__doc__ = f"{doc} (tools/{tool}.py)"
     return root
 
 
-@pytest.fixture(scope="session")
-def voxceleb1_root(tmp_path_factory) -> Path:
-    """A small synthetic VoxCeleb1 set with iden_split.txt (tools/make_voxceleb1.py): 8 speakers x 4 videos x 2 clips."""
-    root = tmp_path_factory.getbasetemp() / "voxceleb1"
-    if not root.exists():
-        _superb_tool("make_voxceleb1").build(root, speakers=8, videos=4, utterances=2, test_part_speakers=2)
-    return root
-
-
-@pytest.fixture(scope="session")
-def iemocap_root(tmp_path_factory) -> Path:
-    """A small synthetic IEMOCAP-style corpus with s3prl's meta_data (tools/make_iemocap.py): 5 sessions x 20 clips."""
-    root = tmp_path_factory.getbasetemp() / "iemocap"
-    if not root.exists():
-        _superb_tool("make_iemocap").build(root, utterances=2)
-    return root
-
-
-@pytest.fixture(scope="session")
-def nsynth_root(tmp_path_factory) -> Path:
-    """A small synthetic NSynth-layout set (tools/make_nsynth.py): 9 families x 2/1/1 instruments x 4 notes."""
-    root = tmp_path_factory.getbasetemp() / "nsynth"
-    if not root.exists():
-        _superb_tool("make_nsynth").build(root, instruments=(2, 1, 1), notes_per_instrument=4)
-    return root
-
-
-@pytest.fixture(scope="session")
-def gtzan_root(tmp_path_factory) -> Path:
-    """A small synthetic GTZAN-layout set with split lists (tools/make_gtzan.py): 10 genres x 5 clips of 3 s."""
-    root = tmp_path_factory.getbasetemp() / "gtzan"
-    if not root.exists():
-        _superb_tool("make_gtzan").build(root, clips_per_genre=5, seconds=3.0, seed=0, write_lists=True)
-    return root
-
-
-@pytest.fixture(scope="session")
-def esc50_root(tmp_path_factory) -> Path:
-    """A small synthetic ESC-50-layout set (tools/make_esc50.py): 12 classes x 5 clips (one per fold)."""
-    root = tmp_path_factory.getbasetemp() / "esc50"
-    if not root.exists():
-        _superb_tool("make_esc50").build(root, clips_per_class=5, seed=0)
-    return root
-
-
-@pytest.fixture(scope="session")
-def diarization_root(tmp_path_factory) -> Path:
-    """Small synthetic two-speaker recordings in Kaldi layout (tools/make_diarization.py): 8/2/2 recordings x 4 turns."""
-    root = tmp_path_factory.getbasetemp() / "diarization"
-    if not root.exists():
-        _superb_tool("make_diarization").build(root, train=8, dev=2, test=2, turns=4)
-    return root
-
-
-@pytest.fixture(scope="session")
-def quesst14_root(tmp_path_factory) -> Path:
-    """A small synthetic QUESST14-layout set (tools/make_quesst14.py): 4 + 4 spoken-term queries, 16 documents."""
-    root = tmp_path_factory.getbasetemp() / "quesst14"
-    if not root.exists():
-        _superb_tool("make_quesst14").build(root, documents=16)
-    return root
-
-
-@pytest.fixture(scope="session")
-def libriphone_root(tmp_path_factory) -> Path:
-    """A tiny synthetic LibriSpeech corpus with an espeak-ng phone lexicon (tools/make_libriphone.py)."""
-    root = tmp_path_factory.getbasetemp() / "libriphone"
-    if not root.exists():
-        _superb_tool("make_libriphone").build(root, speakers=2, chapters=1, utterances=4)
-    return root
-
-
-@pytest.fixture(scope="session")
-def snips_root(tmp_path_factory) -> Path:
-    """A small synthetic Audio-SNIPS-style set with slots (tools/make_snips.py): 16 speakers x 2 utterances."""
-    root = tmp_path_factory.getbasetemp() / "snips"
-    if not root.exists():
-        _superb_tool("make_snips").build(root, per_speaker=2)
-    return root
+fluent_commands_root = _synthetic_dataset(
+    "fluent_commands", "make_fluent_commands", "A small synthetic Fluent Speech Commands set: 4/1/1 speakers x 17 commands",
+    train_speakers=4, valid_speakers=1, test_speakers=1)
+voxceleb1_root = _synthetic_dataset(
+    "voxceleb1", "make_voxceleb1", "A small synthetic VoxCeleb1 set with iden_split.txt: 8 speakers x 4 videos x 2 clips",
+    speakers=8, videos=4, utterances=2, test_part_speakers=2)
+iemocap_root = _synthetic_dataset(
+    "iemocap", "make_iemocap", "A small synthetic IEMOCAP-style corpus with s3prl's meta_data: 5 sessions x 20 clips",
+    utterances=2)
+nsynth_root = _synthetic_dataset(
+    "nsynth", "make_nsynth", "A small synthetic NSynth-layout set: 9 families x 2/1/1 instruments x 4 notes",
+    instruments=(2, 1, 1), notes_per_instrument=4)
+gtzan_root = _synthetic_dataset(
+    "gtzan", "make_gtzan", "A small synthetic GTZAN-layout set with split lists: 10 genres x 5 clips of 3 s",
+    clips_per_genre=5, seconds=3.0, seed=0, write_lists=True)
+esc50_root = _synthetic_dataset(
+    "esc50", "make_esc50", "A small synthetic ESC-50-layout set: 12 classes x 5 clips (one per fold)",
+    clips_per_class=5, seed=0)
+diarization_root = _synthetic_dataset(
+    "diarization", "make_diarization", "Small synthetic two-speaker recordings in Kaldi layout: 8/2/2 recordings x 4 turns",
+    train=8, dev=2, test=2, turns=4)
+quesst14_root = _synthetic_dataset(
+    "quesst14", "make_quesst14", "A small synthetic QUESST14-layout set: 4 + 4 spoken-term queries, 16 documents",
+    documents=16)
+libriphone_root = _synthetic_dataset(
+    "libriphone", "make_libriphone", "A tiny synthetic LibriSpeech corpus with an espeak-ng phone lexicon",
+    speakers=2, chapters=1, utterances=4)
+snips_root = _synthetic_dataset(
+    "snips", "make_snips", "A small synthetic Audio-SNIPS-style set with slots: 16 speakers x 2 utterances",
+    per_speaker=2)
