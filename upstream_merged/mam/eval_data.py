@@ -18,9 +18,9 @@ from typing import List, Optional, Sequence
 
 import soundfile as sf
 import torch
-import torchaudio
 
 from upstream_merged.downstream.readers import ESC50_FOLDS
+from upstream_merged.downstream.utterance_task import load_audio as utterance_audio
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,11 @@ class Item:
 
 
 def load_audio(path: Path, rate: int = TARGET_RATE) -> torch.Tensor:
-    """A mono float32 waveform of ``path`` at ``rate`` Hz (torchaudio resampling)."""
+    """A mono float32 waveform of ``path`` at ``rate`` Hz (the music/event tasks' loader, torchaudio resampling)."""
     try:
-        data, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return torch.from_numpy(utterance_audio(path, sample_rate=rate))
     except (RuntimeError, sf.LibsndfileError) as err:
         raise ValueError(f"cannot read audio {path}: {err}") from None
-    wav = torch.from_numpy(data.mean(axis=1))
-    if source_rate != rate:
-        wav = torchaudio.functional.resample(wav, source_rate, rate)
-    return wav
 
 
 def _limit(items: List[Item], limit: Optional[int]) -> List[Item]:
