@@ -13,6 +13,8 @@ DEFAULT_SOURCES = {
     "hubert_base_hf": "facebook/hubert-base-ls960",
     "mert_v0_public": "m-a-p/MERT-v0-public",
     "mert_v1_95m": "m-a-p/MERT-v1-95M",
+    "hubert_small": "small:hubert",  # pretrained here on speech, shipped in the package
+    "mert_small": "small:mert",  # pretrained here on music, shipped in the package
     "hubert_tiny": "tiny:hubert:0",
     "mert_v1_tiny": "tiny:mert_v1:0",
 }

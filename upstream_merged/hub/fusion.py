@@ -63,21 +63,22 @@ def fusion_upstream(ckpt: Optional[str], model_config: Optional[str], default_re
     return upstream
 
 
-def _entry(name: str, recipe_name: str, interface: str, tiny: bool) -> None:
+def register_entry(name: str, recipe_name: str, interface: str, backbones: str) -> None:
+    """Register fusion entry ``name`` building the packaged recipe ``recipe_name`` (``backbones`` describes them)."""
+
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs):
         refuse_unknown_kwargs(name, kwargs)
         return fusion_upstream(ckpt, model_config, recipe_name, interface, entry=name)
 
     flag = "train it with -f" if NEEDS_FINETUNE_FLAG[interface] else "no -f needed (Featurizer learns the weights)"
-    default = "tiny embedded backbones" if tiny else "published checkpoints"
-    entry.__doc__ = f"{name}: {interface} fusion ({default}; -g RECIPE overrides; {flag})."
+    entry.__doc__ = f"{name}: {interface} fusion ({backbones}; -g RECIPE overrides; {flag})."
     DEFAULT_RECIPES[name] = recipe_name
     hub_entry(name)(entry)
 
 
 for _name, _interface in PUBLISHED.items():
-    _entry(_name, _name, _interface, tiny=False)
-    _entry(f"{_name}_tiny", f"tiny_{_name}", _interface, tiny=True)
+    register_entry(_name, _name, _interface, "published checkpoints")
+    register_entry(f"{_name}_tiny", f"tiny_{_name}", _interface, "tiny embedded backbones")
 
 
 @hub_entry("fusion_custom")

@@ -101,7 +101,9 @@ def entry_recipe(ckpt: Optional[str], model_config: Optional[str], default_recip
     return recipe
 
 
-def _entry(name: str, preset: Optional[str], default_recipe: Optional[str], what: str) -> None:
+def register_entry(name: str, preset: Optional[str], default_recipe: Optional[str], what: str) -> None:
+    """Register permutation entry ``name``: exactly ``preset``, built from the packaged ``default_recipe``."""
+
     def entry(ckpt: Optional[str] = None, model_config: Optional[str] = None, refresh: bool = False, **kwargs) -> nn.Module:
         refuse_unknown_kwargs(name, kwargs)
         refuse_ckpt_with_model_config(name, ckpt, model_config, ckpt_what="a merge directory")
@@ -115,8 +117,8 @@ def _entry(name: str, preset: Optional[str], default_recipe: Optional[str], what
 
 
 for _suffix, (_preset, _recipe_suffix, _what) in PERMUTATION_ENTRIES.items():
-    _entry(f"{ENTRY_PREFIX}{_suffix}", _preset, f"hubert_mert{_recipe_suffix}", _what)
-    _entry(f"{ENTRY_PREFIX}{_suffix}_tiny", _preset, f"tiny_hubert_mert{_recipe_suffix}", f"tiny offline variant: {_what}")
-    _entry(f"{ENTRY_PREFIX}{_suffix}_large", _preset, f"large_hubert_mert{_recipe_suffix}",
-           f"the large pair (HuBERT Large ll60k + MERT-v1-330M at 24 kHz): {_what}")
-_entry(CUSTOM_ENTRY, None, None, "any permutation setting, custom ones included (-g RECIPE.yaml or -k merge dir; no default)")
+    register_entry(f"{ENTRY_PREFIX}{_suffix}", _preset, f"hubert_mert{_recipe_suffix}", _what)
+    register_entry(f"{ENTRY_PREFIX}{_suffix}_tiny", _preset, f"tiny_hubert_mert{_recipe_suffix}", f"tiny offline variant: {_what}")
+    register_entry(f"{ENTRY_PREFIX}{_suffix}_large", _preset, f"large_hubert_mert{_recipe_suffix}",
+                   f"the large pair (HuBERT Large ll60k + MERT-v1-330M at 24 kHz): {_what}")
+register_entry(CUSTOM_ENTRY, None, None, "any permutation setting, custom ones included (-g RECIPE.yaml or -k merge dir; no default)")
