@@ -1,4 +1,4 @@
-"""s3prl's upstream contract on every `_tiny` hub entry and on the published baselines loaded from tiny checkpoints.
+"""s3prl's upstream contract on every `_tiny` hub entry, the shipped `_small` encoders, and the published baselines loaded from tiny checkpoints.
 
 Entries are enumerated from the registry, so a new `_tiny` entry is covered without editing this file.
 """
@@ -16,7 +16,10 @@ PUBLISHED_ON_TINY = {
     "mert_v1_95m": "tiny:mert_v1:0",  # 24 kHz: resampled in, frames interpolated out
     "beats": "tiny:beats:0",
 }
-CASES = [(name, None) for name in TINY_ENTRIES] + sorted(PUBLISHED_ON_TINY.items())
+# The shipped small encoders: every non-merge `_small` entry, plus the flagship merge (its twins share its code).
+SMALL_ENTRIES = sorted(name for name in entries() if ("_small" in name) and not name.startswith("merged_")) + [
+    "merged_hubert_mert_small"]
+CASES = [(name, None) for name in TINY_ENTRIES + SMALL_ENTRIES] + sorted(PUBLISHED_ON_TINY.items())
 
 
 def test_every_family_has_a_tiny_entry():
