@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -797,7 +798,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "host": f"{os.cpu_count()} CPU cores", "wall": f"{wall / 60:.1f} min" if not args.collect_only else "see meta.json",
             "wall_seconds": round(wall, 1), "jobs": args.jobs, "weights": weights_digest(), "profile": profile,
             "steps": plan.steps, "seeds": plan.seeds, "tasks": [t.name for t in plan.tasks],
-            "command": "python tools/reproduce_table.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+            "command": shlex.join(["python", "tools/reproduce_table.py", *(sys.argv[1:] if argv is None else argv)])}
     if args.collect_only and (out / "reproduction" / "meta.json").is_file():
         old = json.loads((out / "reproduction" / "meta.json").read_text())
         meta.update({k: old[k] for k in ("wall", "wall_seconds", "date", "command", "label") if k in old and not (k == "label" and args.label)})
