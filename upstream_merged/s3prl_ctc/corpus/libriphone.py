@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from torch.utils.data import Dataset
+from .bucketed import BucketedCorpus, read_id_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,18 +29,14 @@ def read_transcripts(flacs: Sequence[Path]) -> Dict[str, str]:
     """utterance id -> transcript, from each chapter's <spk>-<chapter>.trans.txt."""
     texts: Dict[str, str] = {}
     for trans in sorted({f.parent / ("-".join(f.stem.split("-")[:2]) + ".trans.txt") for f in flacs}):
-        for line in trans.read_text().splitlines():
-            if line.strip():
-                utt, text = line.split(" ", 1)
-                texts[utt] = text
+        texts.update(read_id_text(trans))
     return texts
 
 
-class LibriPhoneDataset(Dataset):
+class LibriPhoneDataset(BucketedCorpus):
     """The stock ctc recipe's 'libriphone' corpus: (flac path, phone ids) items, longest first, bucketed."""
 
     def __init__(self, split, tokenizer, bucket_size, path, lexicon, ascending=False, **kwargs):
-        self.bucket_size = bucket_size
         word2phones = read_lexicons(lexicon, set(tokenizer._vocab2idx))
         flacs: List[Path] = []
         for name in split:
@@ -57,16 +53,5 @@ class LibriPhoneDataset(Dataset):
             if missing:
                 raise KeyError(f"{flac}: words {missing} are in no lexicon (config.downstream_expert.corpus.lexicon)")
             items.append((flac, tokenizer.encode(" ".join(p for w in words for p in word2phones[w]))))
-        items.sort(key=lambda item: len(item[1]), reverse=not ascending)
-        self.file_list = [f for f, _ in items]
-        self.text = [t for _, t in items]
+        super().__init__(items, bucket_size, ascending)
         logger.info("libriphone %s: %d utterances", list(split), len(items))
-
-    def __getitem__(self, index):
-        if self.bucket_size > 1:
-            index = min(len(self.file_list) - self.bucket_size, index)
-            return list(zip(self.file_list[index:index + self.bucket_size], self.text[index:index + self.bucket_size]))
-        return self.file_list[index], self.text[index]
-
-    def __len__(self):
-        return len(self.file_list)
