@@ -12,7 +12,6 @@ Deterministic: the same arguments give the same bytes. Needs espeak-ng and sox.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -63,14 +62,7 @@ def overrides(out: Path) -> str:
 
 def main(argv=None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="output directory (must be empty or absent)")
-    parser.add_argument("--speakers", type=int, default=2, help="speakers per split")
-    parser.add_argument("--chapters", type=int, default=1, help="chapters per speaker")
-    parser.add_argument("--utterances", type=int, default=4, help="utterances per chapter")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sentence generator")
-    parser.add_argument("--workers", type=int, default=2, help="parallel synthesis jobs")
-    args = parser.parse_args(argv)
+    args = make_librispeech.corpus_arguments(__doc__).parse_args(argv)
     code = tool_main(lambda: build(args.out, args.speakers, args.chapters, args.utterances, args.seed, args.workers))
     if code == 0:
         print(f"run_downstream.py -d ctc -o \"{overrides(args.out)}\"")

@@ -133,15 +133,20 @@ def asr_overrides(out: Path) -> str:
             f"config.downstream_expert.datarc.dict_path={out / 'char.dict'}")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def corpus_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of this tool (also used by tools that build on its corpus)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="output directory (must be empty or absent)")
     parser.add_argument("--speakers", type=int, default=2, help="speakers per split")
     parser.add_argument("--chapters", type=int, default=1, help="chapters per speaker")
     parser.add_argument("--utterances", type=int, default=4, help="utterances per chapter")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sentence generator")
     parser.add_argument("--workers", type=int, default=2, help="parallel synthesis jobs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = corpus_arguments(__doc__).parse_args(argv)
     counts = build(args.out, args.speakers, args.chapters, args.utterances, args.seed, args.workers)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v} utterances" for k, v in counts.items()))
     print(f"run_downstream.py -o \"{asr_overrides(args.out)}\"")
