@@ -1,7 +1,8 @@
 """Benchmark the correlation-permutation merge on HuBERT-base-sized random models (CPU), in one run.
 
 Prints:
-- merge wall time / bare forward passes of both models over the same calibration audio (goal <= 1.15);
+- merge wall time / bare forward passes of both models over the same calibration audio (goal <= 1.15), each
+  ratio measured within one run, for ``--repeat`` runs: every run's ratio, their median and range (min-max);
 - whether every scrambled permutation was recovered (b = a function-preserving scramble of a);
 - LAP time per group (in the merge, and on random correlation matrices: the worst case);
 - peak RSS of a merge with N and 10N calibration clips, each in its own subprocess (goal: flat within 5%);
@@ -13,6 +14,7 @@ Prints:
     python tools/bench_merge.py                       # base size, 128 clips x 5 s (~10 min on 2 cores)
     python tools/bench_merge.py --tiny --clips 8 --seconds 1 --rss-clips 2 --effect-clips 4   # smoke run
     python tools/bench_merge.py --ranks 2 --skip-rss --skip-effect   # adds 2-rank torchrun scaling on CPU
+    python tools/bench_merge.py --skip-ratio --skip-effect             # peak RSS only (N and 10N clips)
 """
 from __future__ import annotations
 
@@ -116,6 +118,37 @@ def merge_once(dir_a: Path, dir_b: Path, out: Path, args, clips: int) -> tuple[f
         row["lap_seconds"] = timings["lap_seconds"][name]
     report["cpu_seconds"] = time.process_time() - began_cpu
     return time.perf_counter() - began, report
+
+
+def ratio_run(dir_a: Path, dir_b: Path, out: Path, args) -> dict:
+    """One ratio measurement: half of the bare forwards (even batches) before the merge, half (odd batches) after.
+
+    The box is shared: interleaving makes slow drifts in other processes' load hit both sides alike.
+    """
+    before = bare_forwards(dir_a, dir_b, args, parity=0)
+    wall, report = merge_once(dir_a, dir_b, out, args, args.clips)
+    after = bare_forwards(dir_a, dir_b, args, parity=1)
+    forward, forward_cpu = before[0] + after[0], before[1] + after[1]
+    return {"wall": wall, "forward": forward, "before": before[0], "after": after[0], "audio": before[2] + after[2],
+            "ratio_wall": wall / forward, "ratio_cpu": report["cpu_seconds"] / forward_cpu, "report": report}
+
+
+def median_and_range(values) -> str:
+    """``median (range min-max)`` of a list of ratios."""
+    return f"{float(np.median(values)):.3f} (range {min(values):.3f}-{max(values):.3f})"
+
+
+def print_ratios(runs) -> None:
+    """Each run's merge / bare-forward ratios (wall and CPU), then their median and range."""
+    for number, run in enumerate(runs, 1):
+        seconds = run["report"]["seconds"]
+        print(f"run {number}: bare forwards of a and b {run['forward']:.1f} s ({run['before']:.1f} s before the merge, "
+              f"{run['after']:.1f} s after; making the audio: {run['audio']:.1f} s more); merge {run['wall']:.1f} s "
+              f"(calibration {seconds['calibration']:.1f}, matching {seconds['matching']:.1f}, load/permute/interpolate/"
+              f"write {run['wall'] - seconds['calibration'] - seconds['matching']:.1f}); ratio {run['ratio_wall']:.3f} wall, "
+              f"{run['ratio_cpu']:.3f} CPU time")
+    print(f"ratio merge / bare forwards, median of {len(runs)} run(s): {median_and_range([r['ratio_wall'] for r in runs])} "
+          f"wall, {median_and_range([r['ratio_cpu'] for r in runs])} CPU time (goal <= 1.15)")
 
 
 def lap_worst_case(tiny: bool) -> dict:
@@ -252,12 +285,17 @@ def main() -> None:
     parser.add_argument("--statistics", choices=("float32", "float64"), default="float32",
                         help="dtype of the cross-moment accumulators in the timed merge")
     parser.add_argument("--device", default="cpu", help="device of the calibration pass (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--skip-ratio", action="store_true",
+                        help="skip the merge / bare-forwards ratio (and the recovery and LAP lines that use its merge)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-effect", action="store_true")
     parser.add_argument("--ranks", type=int, default=0, help="also time torchrun merges with 1 and this many CPU ranks")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the median is printed)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per timing: each run's ratio, the median and the range are printed")
     parser.add_argument("--rss-child", nargs=2, metavar=("DIR_A", "DIR_B"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     logging.basicConfig(level=logging.WARNING)
     if args.rss_child:
         rss_child(args)
@@ -271,36 +309,28 @@ def main() -> None:
               f"{args.seconds} s, batch {args.batch} (forwards of <= {args.max_batch_seconds:g} s), {args.fps:g} frames/s per "
               f"transformer site and {args.cnn_fps:g} per CNN site, {torch.get_num_threads()} threads")
 
-        # The box is shared: half of the bare forwards (even batches) run before the merge and half (odd batches)
-        # after it, so slow drifts in other processes' load hit both sides alike; CPU time is reported too.
-        before = bare_forwards(dir_a, dir_b, args, parity=0)
-        wall, report = merge_once(dir_a, dir_b, root / "merged", args, args.clips)
-        after = bare_forwards(dir_a, dir_b, args, parity=1)
-        forward, forward_cpu = before[0] + after[0], before[1] + after[1]
-        seconds = report["seconds"]
-        print(f"bare forwards of a and b: {forward:.1f} s ({before[0]:.1f} s before the merge, {after[0]:.1f} s after; "
-              f"making the audio: {before[2] + after[2]:.1f} s more)")
-        print(f"merge wall time: {wall:.1f} s (calibration {seconds['calibration']:.1f}, matching {seconds['matching']:.1f}, "
-              f"load/permute/interpolate/write {wall - seconds['calibration'] - seconds['matching']:.1f})")
-        print(f"ratio merge / bare forwards: {wall / forward:.3f} wall, {report['cpu_seconds'] / forward_cpu:.3f} CPU time "
-              "(goal <= 1.15)")
+        if not args.skip_ratio:
+            runs = [ratio_run(dir_a, dir_b, root / "merged", args) for _ in range(args.repeat)]
+            print_ratios(runs)
+            report = runs[0]["report"]
 
-        from safetensors.torch import load_file
+            from safetensors.torch import load_file
 
-        found = load_file(str(root / "merged" / "permutations.safetensors"))
-        recovered = [n for n, p in info["perms"].items() if torch.equal(found.get(n, torch.empty(0)), p)]
-        print(f"scrambled permutations recovered: {len(recovered)}/{len(info['perms'])} groups")
-        merged = load_hubert_family(root / "merged").model.state_dict()
-        original = load_hubert_family(dir_a).model.state_dict()
-        print(f"max |merged - a| at alpha 0.5: {max(float((merged[k] - v).abs().max()) for k, v in original.items()):.2e}")
+            found = load_file(str(root / "merged" / "permutations.safetensors"))
+            recovered = [n for n, p in info["perms"].items() if torch.equal(found.get(n, torch.empty(0)), p)]
+            print(f"scrambled permutations recovered: {len(recovered)}/{len(info['perms'])} groups")
+            merged = load_hubert_family(root / "merged").model.state_dict()
+            original = load_hubert_family(dir_a).model.state_dict()
+            print(f"max |merged - a| at alpha 0.5: {max(float((merged[k] - v).abs().max()) for k, v in original.items()):.2e}")
+            del merged, original
 
-        by_component: dict = {}
-        for row in report["groups"].values():
-            by_component.setdefault(row["component"], []).append(row["lap_seconds"])
-        laps = ", ".join(f"{c} {np.mean(v):.3f} s (x{len(v)})" for c, v in by_component.items())
-        print(f"matching time per group in the merge (correlation + LAP, scrambled pair, thread pool): {laps}")
-        worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
-        print(f"LAP time per group on random correlations (worst case): {worst}")
+            by_component: dict = {}
+            for row in report["groups"].values():
+                by_component.setdefault(row["component"], []).append(row["lap_seconds"])
+            laps = ", ".join(f"{c} {np.mean(v):.3f} s (x{len(v)})" for c, v in by_component.items())
+            print(f"matching time per group in the merge (correlation + LAP, scrambled pair, thread pool): {laps}")
+            worst = ", ".join(f"{k}: {v:.3f} s" for k, v in lap_worst_case(args.tiny).items())
+            print(f"LAP time per group on random correlations (worst case): {worst}")
 
         if torch.cuda.is_available():
             gpu_figures(dir_a, dir_b, root, args)
@@ -309,8 +339,9 @@ def main() -> None:
         if not args.skip_rss:
             small = peak_rss(dir_a, dir_b, args, args.rss_clips)
             large = peak_rss(dir_a, dir_b, args, 10 * args.rss_clips)
-            print(f"peak RSS: {args.rss_clips} clips {small / 2**30:.2f} GiB, {10 * args.rss_clips} clips "
-                  f"{large / 2**30:.2f} GiB ({100 * (large - small) / small:+.1f}%, goal within 5%)")
+            print(f"peak RSS: {args.rss_clips} clips {small / 2**30:.3f} GiB ({small / 1e9:.3f} GB), {10 * args.rss_clips} "
+                  f"clips {large / 2**30:.3f} GiB ({large / 1e9:.3f} GB); {100 * (large - small) / small:+.1f}% "
+                  "(goals: <= 2.5 GB, flat within 5%)")
         if not args.skip_effect:
             effect = subsample_effect(dir_a, dir_noisy, args)
             print(f"frame subsample ({args.fps:g}/s transformer, {args.cnn_fps:g}/s CNN) vs all frames, noisy pair, {args.effect_clips} clips: "

@@ -22,14 +22,25 @@ class BlockAssignment:
     block_scores: torch.Tensor  # (n_blocks, n_blocks) summed best within-block assignment values
 
 
-def solve(similarity: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """The permutation maximising the summed similarity of matched pairs (scipy linear_sum_assignment)."""
+def solve(similarity: torch.Tensor | np.ndarray, scratch: bool = False) -> torch.Tensor:
+    """The permutation maximising the summed similarity of matched pairs (scipy linear_sum_assignment).
+
+    ``scratch``: a float64 CPU matrix is negated in place for the solve and restored after it (negation
+    is exact), instead of scipy's negated copy - one matrix less in memory; nothing else may read it meanwhile.
+    """
     matrix = np.asarray(similarity.detach().cpu().numpy() if torch.is_tensor(similarity) else similarity, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"assignment needs a square matrix, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError("assignment got a similarity matrix with NaN or inf entries")
-    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    if scratch and matrix.flags.c_contiguous and matrix.flags.writeable:
+        np.negative(matrix, out=matrix)  # what maximize=True does to a copy
+        try:
+            rows, cols = linear_sum_assignment(matrix)
+        finally:
+            np.negative(matrix, out=matrix)
+    else:
+        rows, cols = linear_sum_assignment(matrix, maximize=True)
     perm = np.empty(matrix.shape[0], dtype=np.int64)
     perm[rows] = cols
     return torch.from_numpy(perm)

@@ -110,6 +110,15 @@ def apply_permutations(
     return out
 
 
+def permute_model_(model: torch.nn.Module, spec: PermutationSpec, perms: Mapping[str, torch.Tensor]) -> None:
+    """Reorder ``model``'s own tensors in place, one at a time: the values ``apply_permutations`` gives, no full copy."""
+    perms = {name: perm.long() for name, perm in perms.items()}
+    check_permutations(spec, perms)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(apply_permutations({name: tensor}, spec, perms, check=False)[name])
+
+
 def invert_all(perms: Mapping[str, torch.Tensor]) -> Permutations:
     """Invert every permutation of a mapping."""
     return {name: invert(perm.long()) for name, perm in perms.items()}

@@ -61,9 +61,14 @@ def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[s
                   keep: Optional[Set[str]]) -> Tuple[Dict[str, torch.Tensor], List[GroupMatch], Dict[str, torch.Tensor]]:
     """Match one tie family (one group, or the tied q/k and v/out of a layer); its accumulators are released."""
     start = time.perf_counter()
-    statistics = {m: moments.pop(m) for m in members}  # the float64 accumulators go as soon as they are used
-    # computed where the statistics live (a GPU after a device calibration), solved on the host
-    correlations = {m: group_correlation(statistics[m]).cpu() for m in members}
+    correlations, dead, frames = {}, {}, {}
+    for member in members:
+        statistics = moments.pop(member)  # each accumulator goes as soon as its correlation exists
+        # computed where the statistics live (a GPU after a device calibration), solved on the host
+        correlations[member] = group_correlation(statistics).cpu()
+        dead[member] = [mask.cpu() for mask in statistics[0].dead()]
+        frames[member] = int(statistics[0].count)
+        del statistics
     block = spec.groups[members[0]].block
     perms, moved = {}, {}
     if block > 1:
@@ -73,17 +78,17 @@ def _solve_family(spec: PermutationSpec, members: Sequence[str], moments: Dict[s
             moved[member] = int((result.blocks != torch.arange(result.blocks.numel())).sum())
     else:
         for member in members:
-            perms[member] = solve(correlations[member])
+            perms[member] = solve(correlations[member], scratch=True)  # no negated copy of a 3072^2 float64 matrix
     elapsed = (time.perf_counter() - start) / len(members)
     rows = []
     for name in members:
         group, perm, corr = spec.groups[name], perms[name], correlations[name]
-        dead_a, dead_b = (mask.cpu() for mask in statistics[name][0].dead())
+        dead_a, dead_b = dead[name]
         rows.append(GroupMatch(
             name=name, component=group.component, size=group.size, block=group.block, symmetry=group.symmetry,
             moved_share=float((perm != torch.arange(perm.numel())).float().mean()),
             corr_before=float(torch.diagonal(corr).mean()), corr_after=matched_mean(corr, perm),
-            dead_a=int(dead_a.sum()), dead_b=int(dead_b.sum()), frames=int(statistics[name][0].count),
+            dead_a=int(dead_a.sum()), dead_b=int(dead_b.sum()), frames=frames[name],
             lap_seconds=elapsed, blocks_moved=moved.get(name, 0),
         ))
     kept = {name: corr for name, corr in correlations.items() if keep is None or name in keep}

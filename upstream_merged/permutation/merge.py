@@ -14,7 +14,8 @@ import torch
 from upstream_merged.core.interpolate import interpolate_state_dicts
 from upstream_merged.core.rng import seeded_by_recipe
 from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
-from upstream_merged.permutation.apply import apply_permutations
+from upstream_merged.core.memory import release_free_memory
+from upstream_merged.permutation.apply import permute_model_
 from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
 from upstream_merged.permutation.calibration import Calibrator, Shard, resolve_device
 from upstream_merged.permutation.matching import GroupMatch, match
@@ -126,25 +127,30 @@ def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequen
     summary = result.summary()
     moments = result.moments
     del result  # match() releases the accumulators (the largest allocation) one by one
+    release_free_memory()  # the pass's freed activations would otherwise stay resident under the matching
     perms, matches, correlations = match(spec, moments, keep=keep)
     seconds = {"calibration": calibrated - start, "matching": time.perf_counter() - calibrated}
     return Alignment(spec, perms, matches, correlations, summary, seconds)
 
 
-def function_drift(encoder_b: LoadedEncoder, permuted: Dict[str, torch.Tensor], alignment: Alignment,
-                   refs: Sequence[ClipRef], clip_seconds: float) -> dict:
-    """How far B's hidden states move when its permuted weights are loaded (residual basis undone). Mutates B."""
+def permute_b(encoder_b: LoadedEncoder, alignment: Alignment, refs: Sequence[ClipRef], clip_seconds: float) -> dict:
+    """Permute B's weights in place (tensor by tensor) and return how far its hidden states moved (residual basis undone).
+
+    With no usable ``refs`` B is permuted all the same and the drift is ``{}``.
+    """
     waves = []
     for ref in refs:
         wave, rate = load_clip(ref, clip_seconds)
         if wave.size and abs(wave).max() > 0:
             waves.append(to_native_rate(torch.from_numpy(wave), rate, encoder_b.sample_rate))
     if not waves:
+        permute_model_(encoder_b.model, alignment.spec, alignment.perms)
         return {}
     inputs, mask = hubert_model_input(waves, encoder_b.normalize)
     with torch.inference_mode():
         before = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
-        encoder_b.model.load_state_dict(permuted)
+    permute_model_(encoder_b.model, alignment.spec, alignment.perms)
+    with torch.inference_mode():
         after = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
     basis = alignment.perms.get("residual", torch.arange(before[0].shape[-1]))
     relative = max(float((new - old[..., basis]).norm() / old.norm().clamp_min(1e-12)) for new, old in zip(after, before))
@@ -214,15 +220,12 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
                       keep=keep, device=target, shard=shard)
     drift: dict = {}
-    if alignment.perms:
-        permuted = apply_permutations(encoder_b.model.state_dict(), alignment.spec, alignment.perms)
-        if recipe.calibration.drift_clips:
-            drift = function_drift(encoder_b, permuted, alignment, refs[: recipe.calibration.drift_clips],
-                                   min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
-        if not drift:  # function_drift loads them when it runs
-            encoder_b.model.load_state_dict(permuted)
-        del permuted  # b's parameters hold the permuted weights now: no second copy of the model stays alive
+    if alignment.perms:  # b's own tensors are permuted one at a time: no second copy of the model exists
+        drift = permute_b(encoder_b, alignment, refs[: recipe.calibration.drift_clips],
+                          min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
     interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha)
+    del encoder_b  # dead from here on: the checks and the writing run with one model in memory
+    release_free_memory()
     from upstream_merged.models.checkpoint import check_finite
 
     check_finite(encoder_a.model.state_dict(), f"permutation merge into {out_dir}", "merged")
