@@ -273,12 +273,16 @@ def statistics_effect(dir_a: Path, dir_b: Path, dir_noisy: Path, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = {name: field.default for name, field in Calibration.model_fields.items()}  # the bench times the recipe defaults
     parser.add_argument("--clips", type=int, default=128, help="calibration clips of the ratio run")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per synthetic clip")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--fps", type=float, default=10.0, help="frames kept per transformer site per second of audio")
-    parser.add_argument("--cnn-fps", type=float, default=100.0, help="frames kept per CNN site per second of audio")
-    parser.add_argument("--max-batch-seconds", type=float, default=10.0, help="padded audio per forward in the merge")
+    parser.add_argument("--batch", type=int, default=default["batch_size"])
+    parser.add_argument("--fps", type=float, default=default["frames_per_second"],
+                        help="frames kept per transformer site per second of audio")
+    parser.add_argument("--cnn-fps", type=float, default=default["cnn_frames_per_second"],
+                        help="frames kept per CNN site per second of audio")
+    parser.add_argument("--max-batch-seconds", type=float, default=default["max_batch_seconds"],
+                        help="padded audio per forward in the merge")
     parser.add_argument("--rss-clips", type=int, default=8, help="N of the RSS comparison (N vs 10N clips)")
     parser.add_argument("--effect-clips", type=int, default=16, help="clips of the subsample-effect comparison")
     parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")

@@ -86,8 +86,8 @@ class CrossMoments:
         b = b - self._shift32[1]
         self.sum_a += a.sum(0)
         self.sum_b += b.sum(0)
-        self.sq_a += torch.einsum("nc,nc->c", a, a)
-        self.sq_b += torch.einsum("nc,nc->c", b, b)
+        self.sq_a += a.square().sum(0)  # not einsum("nc,nc->c"): that runs as a batched matmul, ~70x slower on CPU
+        self.sq_b += b.square().sum(0)
         if self.raw.dtype == torch.float32:
             self.raw.addmm_(a.T, b)  # the costly part: one GEMM per batch, straight into the accumulator
         else:

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from upstream_merged.core.memory import release_free_memory
 from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
@@ -34,6 +33,7 @@ from upstream_merged.upstream.hubert import conv_output_length, hubert_model_inp
 logger = logging.getLogger(__name__)
 
 SILENCE_PEAK = 1e-5  # a clip whose samples all stay below this is silent and skipped
+PRIME_SECONDS = 1.0  # audio forwarded to choose the accumulators' reference shift (near the mean is all it needs)
 
 
 @dataclass
@@ -254,37 +254,27 @@ class Calibrator:
         return native_a, native_b, len(wave) / rate
 
     def _prime(self, refs: Sequence[ClipRef], clip_seconds: float) -> None:
-        """Set every accumulator's reference shift from the first usable clip, forwarded alone, all frames.
+        """Set every accumulator's reference shift from the start of the first usable clip, forwarded alone, all frames.
 
         Every process of a sharded calibration primes on the same clip, so all ranks share one shift and
         their float32 batch products equal those of a one-process run bit for bit.
         """
         self._priming = True
         try:
-            for ref in refs:
-                native_a, native_b, _ = self._native(ref, clip_seconds)
-                if native_a is None:
-                    continue
-                input_a, mask_a = hubert_model_input([native_a], self.a.normalize)
-                input_b, mask_b = hubert_model_input([native_b], self.b.normalize)
-                self._select([ref], [len(native_a)], input_a.shape[1], keep_all=True)
-                self._forward(self.a.model, input_a, mask_a)
-                self._forward(self.b.model, input_b, mask_b)
-                self._captured.clear()
-                return
+            for seconds in dict.fromkeys((min(clip_seconds, PRIME_SECONDS), clip_seconds)):  # whole clips if every start is silent
+                for ref in refs:
+                    native_a, native_b, _ = self._native(ref, seconds)
+                    if native_a is None:
+                        continue
+                    input_a, mask_a = hubert_model_input([native_a], self.a.normalize)
+                    input_b, mask_b = hubert_model_input([native_b], self.b.normalize)
+                    self._select([ref], [len(native_a)], input_a.shape[1], keep_all=True)
+                    self.a.model(input_a, attention_mask=mask_a)
+                    self.b.model(input_b, attention_mask=mask_b)
+                    self._captured.clear()
+                    return
         finally:
             self._priming = False
-
-    @staticmethod
-    def _forward(model: torch.nn.Module, inputs: torch.Tensor, mask: torch.Tensor) -> None:
-        """One hooked forward, then the heap pages it freed go back to the OS.
-
-        Without the trim, glibc keeps a forward's freed activations resident (~0.1 GB at base size) under
-        the next forward's, which made the peak of a merge; it costs tens of milliseconds per forward of seconds.
-        """
-        model(inputs, attention_mask=mask)
-        if inputs.device.type == "cpu":
-            release_free_memory(collect=False)
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
@@ -307,8 +297,8 @@ class Calibrator:
             input_a, mask_a = hubert_model_input([waves_a[i] for i in chunk], self.a.normalize)
             input_b, mask_b = hubert_model_input([waves_b[i] for i in chunk], self.b.normalize)
             self._select([used[i] for i in chunk], [len(waves_a[i]) for i in chunk], input_a.shape[1])
-            self._forward(self.a.model, input_a, mask_a)
-            self._forward(self.b.model, input_b, mask_b)
+            self.a.model(input_a, attention_mask=mask_a)
+            self.b.model(input_b, attention_mask=mask_b)
             self._captured.clear()
 
     def _chunks(self, lengths: Sequence[int]) -> List[List[int]]:

@@ -51,7 +51,7 @@ class Calibration(StrictModel):
     batch_size: int = Field(16, ge=1)
     frames_per_second: Optional[float] = Field(10.0, gt=0)  # transformer sites (50 frames/s at 16 kHz)
     cnn_frames_per_second: Optional[float] = Field(100.0, gt=0)  # CNN sites: cheap per frame, up to 3,200 frames/s
-    max_batch_seconds: Optional[float] = Field(10.0, gt=0)  # padded audio per forward; bigger batches are split (peak RSS)
+    max_batch_seconds: Optional[float] = Field(5.0, gt=0)  # padded audio per forward; bigger batches are split (peak RSS)
     shuffle: bool = True
     drift_clips: int = Field(1, ge=0)
     # where the calibration pass runs: auto = CUDA when available (results equal the CPU path; see the docs)
