@@ -86,6 +86,26 @@ def test_silent_and_too_short_clips_are_skipped_or_refused(tmp_path, pair):
     assert summary["frames_per_group"]["ffn.0"] == 49  # 1 s at 16 kHz -> 49 frames
 
 
+def test_the_shift_is_primed_on_the_first_second_or_on_whole_clips_when_every_start_is_silent(tmp_path, pair):
+    from upstream_merged.permutation.calibration import PRIME_SECONDS
+
+    a, b, _ = pair
+    lengths = []
+    handle = a.model.register_forward_pre_hook(lambda _m, args: lengths.append(args[0].shape[-1]))
+    try:
+        for name, wave in (("tone", _tone(3.0, 16000)), ("late", np.concatenate([np.zeros(19200, np.float32), _tone(1.0, 16000)]))):
+            folder = tmp_path / name
+            folder.mkdir()
+            soundfile.write(folder / f"{name}.wav", wave, 16000)
+            lengths.clear()
+            alignment = align(a, b, ("ffn",), Calibration(dirs=[str(folder)]), seed=0, progress=False)
+            assert alignment.calibration["clips_used"] == 1 and torch.isfinite(alignment.correlations["ffn.0"]).all()
+            primed = int(PRIME_SECONDS * 16000) if name == "tone" else len(wave)  # a silent first second: the whole clip
+            assert lengths == [primed, len(wave)], name
+    finally:
+        handle.remove()
+
+
 def test_statistics_do_not_depend_on_batching(pair):
     a, b, _ = pair
     capped = dict(SMALL_CALIBRATION, frames_per_second=20.0, cnn_frames_per_second=20.0, max_batch_seconds=2.0)

@@ -266,15 +266,20 @@ class Calibrator:
                     native_a, native_b, _ = self._native(ref, seconds)
                     if native_a is None:
                         continue
-                    input_a, mask_a = hubert_model_input([native_a], self.a.normalize)
-                    input_b, mask_b = hubert_model_input([native_b], self.b.normalize)
-                    self._select([ref], [len(native_a)], input_a.shape[1], keep_all=True)
-                    self.a.model(input_a, attention_mask=mask_a)
-                    self.b.model(input_b, attention_mask=mask_b)
-                    self._captured.clear()
+                    self._forward_pair([ref], [native_a], [native_b], keep_all=True)
                     return
         finally:
             self._priming = False
+
+    def _forward_pair(self, refs: Sequence[ClipRef], waves_a: Sequence[torch.Tensor], waves_b: Sequence[torch.Tensor],
+                      keep_all: bool = False) -> None:
+        """Forward one chunk of clips through a, then b; the hooks feed the selected frames of every site."""
+        input_a, mask_a = hubert_model_input(list(waves_a), self.a.normalize)
+        input_b, mask_b = hubert_model_input(list(waves_b), self.b.normalize)
+        self._select(refs, [len(wave) for wave in waves_a], input_a.shape[1], keep_all=keep_all)
+        self.a.model(input_a, attention_mask=mask_a)
+        self.b.model(input_b, attention_mask=mask_b)
+        self._captured.clear()
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
@@ -294,12 +299,7 @@ class Calibrator:
             result.seconds += seconds
         result.clips += len(used)
         for chunk in self._chunks([len(w) for w in waves_a]):
-            input_a, mask_a = hubert_model_input([waves_a[i] for i in chunk], self.a.normalize)
-            input_b, mask_b = hubert_model_input([waves_b[i] for i in chunk], self.b.normalize)
-            self._select([used[i] for i in chunk], [len(waves_a[i]) for i in chunk], input_a.shape[1])
-            self.a.model(input_a, attention_mask=mask_a)
-            self.b.model(input_b, attention_mask=mask_b)
-            self._captured.clear()
+            self._forward_pair([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
 
     def _chunks(self, lengths: Sequence[int]) -> List[List[int]]:
         """Split a batch so no forward pads more than ``max_batch_seconds`` of audio (activation memory stays flat)."""
