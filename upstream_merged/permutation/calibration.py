@@ -98,6 +98,22 @@ def resolve_device(name: Optional[str], local_rank: Optional[int] = None) -> tor
     raise CalibrationError(f"unknown device {name!r}: use {DEVICE_CHOICES}")
 
 
+def forward_chunks(lengths: Sequence[int], max_batch_seconds: Optional[float], rate: int) -> List[List[int]]:
+    """Indices of a batch split so no forward pads more than ``max_batch_seconds`` of audio (activation memory stays flat)."""
+    if max_batch_seconds is None:
+        return [list(range(len(lengths)))] if lengths else []
+    limit = max_batch_seconds * rate
+    chunks: List[List[int]] = []
+    current: List[int] = []
+    for index, length in enumerate(lengths):
+        longest = max([lengths[i] for i in current] + [length])
+        if current and longest * (len(current) + 1) > limit:
+            chunks.append(current)
+            current = []
+        current.append(index)
+    return chunks + ([current] if current else [])
+
+
 def _as_frames(tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
     """Activations as (B, T, C)."""
     if isinstance(tensor, (tuple, list)):
@@ -298,23 +314,8 @@ class Calibrator:
             waves_b.append(native_b)
             result.seconds += seconds
         result.clips += len(used)
-        for chunk in self._chunks([len(w) for w in waves_a]):
+        for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate):
             self._forward_pair([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
-
-    def _chunks(self, lengths: Sequence[int]) -> List[List[int]]:
-        """Split a batch so no forward pads more than ``max_batch_seconds`` of audio (activation memory stays flat)."""
-        if self.max_batch_seconds is None:
-            return [list(range(len(lengths)))] if lengths else []
-        limit = self.max_batch_seconds * self.a.sample_rate
-        chunks: List[List[int]] = []
-        current: List[int] = []
-        for index, length in enumerate(lengths):
-            longest = max([lengths[i] for i in current] + [length])
-            if current and longest * (len(current) + 1) > limit:
-                chunks.append(current)
-                current = []
-            current.append(index)
-        return chunks + ([current] if current else [])
 
     def _reduce(self, result: CalibrationResult) -> None:
         """Sum counters and merge accumulators across the shard's group (nothing without a shard)."""
