@@ -106,6 +106,33 @@ def test_the_shift_is_primed_on_the_first_second_or_on_whole_clips_when_every_st
         handle.remove()
 
 
+def test_each_forward_stops_after_its_last_probe_site_and_the_statistics_are_unchanged(pair, monkeypatch):
+    from upstream_merged.permutation import calibration
+
+    a, b, _ = pair
+    ran = {"layers": 0, "last_ffn_output": 0}
+    handles = [layer.register_forward_hook(lambda *_: ran.__setitem__("layers", ran["layers"] + 1))
+               for model in (a.model, b.model) for layer in model.encoder.layers]
+    handles += [model.encoder.layers[-1].feed_forward.output_dense.register_forward_hook(
+        lambda *_: ran.__setitem__("last_ffn_output", ran["last_ffn_output"] + 1)) for model in (a.model, b.model)]
+    config = Calibration(**SMALL_CALIBRATION)
+    try:
+        cnn_only = align(a, b, ("cnn",), config, seed=0, progress=False)
+        assert ran["layers"] == 0  # a CNN-only merge never runs the transformer
+        stopped = align(a, b, ("cnn", "ffn"), config, seed=0, progress=False)
+        assert ran["layers"] > 0 and ran["last_ffn_output"] == 0  # the last FFN probe is the input of that linear
+        monkeypatch.setattr(calibration.Calibrator, "_stop_when_every_probe_fired", lambda self, key: None)
+        whole = align(a, b, ("cnn", "ffn"), config, seed=0, progress=False)
+        assert ran["last_ffn_output"] > 0
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name, correlation in whole.correlations.items():
+        assert torch.equal(stopped.correlations[name], correlation), name
+        assert torch.equal(stopped.perms[name], whole.perms[name]), name
+    assert all(torch.equal(cnn_only.correlations[name], whole.correlations[name]) for name in cnn_only.correlations)
+
+
 def test_statistics_do_not_depend_on_batching(pair):
     a, b, _ = pair
     capped = dict(SMALL_CALIBRATION, frames_per_second=20.0, cnn_frames_per_second=20.0, max_batch_seconds=2.0)

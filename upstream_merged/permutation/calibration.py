@@ -36,6 +36,10 @@ SILENCE_PEAK = 1e-5  # a clip whose samples all stay below this is silent and sk
 PRIME_SECONDS = 1.0  # audio forwarded to choose the accumulators' reference shift (near the mean is all it needs)
 
 
+class _EveryProbeFired(Exception):
+    """Raised by the last probe hook of a forward: nothing after it feeds a statistic, so the forward stops there."""
+
+
 @dataclass
 class CalibrationResult:
     """Statistics per group (one accumulator per probe site) and what the pass consumed."""
@@ -179,6 +183,7 @@ class Calibrator:
         self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._frames: Dict[Tuple[int, bool], int] = {}
         self._captured: Dict[str, torch.Tensor] = {}
+        self._fired: set = set()  # probe keys this forward has fed
         self._priming = False
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
 
@@ -232,12 +237,20 @@ class Calibrator:
 
     def _sink_a(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
         self._captured[key] = self._pick(tensor, probe)
+        self._stop_when_every_probe_fired(key)
 
     def _sink_b(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
         if self._priming:
             self._accumulator[key].set_shift(self._captured.pop(key).mean(0), self._pick(tensor, probe).mean(0))
-            return
-        self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
+        else:
+            self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
+        self._stop_when_every_probe_fired(key)
+
+    def _stop_when_every_probe_fired(self, key: str) -> None:
+        # the rest of the forward (a CNN-only merge: the whole transformer) would compute nothing we use
+        self._fired.add(key)
+        if len(self._fired) == len(self.probes):
+            raise _EveryProbeFired
 
     # -- the pass -------------------------------------------------------------------------------
     @without_global_rng_effects  # transformers' HuBERT encoder draws torch.rand([]) (layerdrop) on every forward
@@ -293,8 +306,14 @@ class Calibrator:
         input_a, mask_a = hubert_model_input(list(waves_a), self.a.normalize)
         input_b, mask_b = hubert_model_input(list(waves_b), self.b.normalize)
         self._select(refs, [len(wave) for wave in waves_a], input_a.shape[1], keep_all=keep_all)
-        self.a.model(input_a, attention_mask=mask_a)
-        self.b.model(input_b, attention_mask=mask_b)
+        for model, inputs, mask in ((self.a.model, input_a, mask_a), (self.b.model, input_b, mask_b)):
+            self._fired.clear()
+            try:
+                model(inputs, attention_mask=mask)
+            except _EveryProbeFired:
+                pass
+        if self._captured:  # a probe of a never fired where b's did: the spec and the models disagree
+            raise CalibrationError(f"probe site(s) {sorted(self._captured)} fired in model a but not in model b")
         self._captured.clear()
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
