@@ -52,6 +52,7 @@ def test_scratch_solve_copies_what_it_cannot_overwrite():
     assert torch.equal(solve(transposed, scratch=True), solve(np.ascontiguousarray(transposed)))
 
 
-def test_release_free_memory_runs_with_and_without_a_collection():
-    assert isinstance(release_free_memory(), bool)
-    assert release_free_memory(collect=False) == release_free_memory()
+def test_release_free_memory_trims_wherever_the_c_library_is_glibc():
+    import platform
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")

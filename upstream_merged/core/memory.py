@@ -20,15 +20,14 @@ def _malloc_trim() -> Optional[Callable[[int], int]]:
         return None
 
 
-def release_free_memory(collect: bool = True) -> bool:
-    """Return the allocator's free pages to the OS (after a garbage collection when ``collect``); True if it could trim.
+def release_free_memory() -> bool:
+    """Return the allocator's free pages to the OS after a garbage collection; True if it could trim.
 
     glibc keeps freed tensors below its (self-raising) mmap threshold in its heaps, where they count
     towards the resident set until reused; a merge's phases allocate differently shaped tensors, so
     without a trim one phase's freed activations stay resident under the next phase's peak.
     """
-    if collect:
-        gc.collect()  # a full collection takes a good fraction of a second once transformers is imported
+    gc.collect()  # frees tensors held only by reference cycles, so their pages can go too
     trim = _malloc_trim()
     if trim is None:
         return False
