@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -183,7 +183,7 @@ class Calibrator:
         self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._frames: Dict[Tuple[int, bool], int] = {}
         self._captured: Dict[str, torch.Tensor] = {}
-        self._fired: set = set()  # probe keys this forward has fed
+        self._fired: Set[str] = set()  # probe keys this forward has fed
         self._priming = False
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
 
@@ -312,7 +312,7 @@ class Calibrator:
                 model(inputs, attention_mask=mask)
             except _EveryProbeFired:
                 pass
-        if self._captured:  # a probe of a never fired where b's did: the spec and the models disagree
+        if self._captured:  # a probe fired in a but not in b: the models do not run the spec's sites alike
             raise CalibrationError(f"probe site(s) {sorted(self._captured)} fired in model a but not in model b")
         self._captured.clear()
 
