@@ -133,12 +133,16 @@ def test_each_forward_stops_after_its_last_probe_site_and_the_statistics_are_unc
     assert all(torch.equal(cnn_only.correlations[name], whole.correlations[name]) for name in cnn_only.correlations)
 
 
-def test_a_probe_site_that_fires_in_a_but_not_in_b_is_an_error_naming_it(pair, monkeypatch):
+def test_a_probe_site_that_fires_in_one_model_only_is_an_error_naming_it(pair, monkeypatch):
     a, b, _ = pair
     last = b.model.encoder.layers[-1].feed_forward
     monkeypatch.setattr(last, "forward", lambda hidden_states: hidden_states)  # b skips its last FFN: no output_dense input
     last_ffn = f"ffn.{len(b.model.encoder.layers) - 1}"
     with pytest.raises(CalibrationError, match=f"{last_ffn}#0.*fired in model a but not in model b"):
+        align(a, b, ("ffn",), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(a.model.encoder.layers[-1].feed_forward, "forward", lambda hidden_states: hidden_states)
+    with pytest.raises(CalibrationError, match=f"{last_ffn}#0 fired in model b but not in model a"):
         align(a, b, ("ffn",), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
 
 

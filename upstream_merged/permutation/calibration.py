@@ -240,6 +240,8 @@ class Calibrator:
         self._stop_when_every_probe_fired(key)
 
     def _sink_b(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
+        if key not in self._captured:  # the twin of the check after both forwards
+            raise CalibrationError(f"probe site {key} fired in model b but not in model a")
         if self._priming:
             self._accumulator[key].set_shift(self._captured.pop(key).mean(0), self._pick(tensor, probe).mean(0))
         else:
