@@ -24,7 +24,7 @@ class SyntheticAudio(StrictModel):
 class DatasetAudio(StrictModel):
     """Calibration clips from a Hugging Face ``datasets`` dataset: a seeded selection, fetched once and cached."""
 
-    id: str  # hub id (openslr/librispeech_asr), a local dataset dir, or a builder name (parquet, audiofolder)
+    id: str  # hub id (fixie-ai/librispeech_asr), a local dataset dir, or a builder name (parquet, audiofolder)
     config: Optional[str] = None
     split: str = "train"
     audio_column: str = "audio"
@@ -36,6 +36,9 @@ class DatasetAudio(StrictModel):
     data_dir: Optional[str] = None
     data_files: Optional[List[str]] = None
     domain: Optional[str] = None  # a label for the report (speech, music ...)
+    # undecodable examples are skipped and counted; more than this share of ``clips`` fails the build, naming them
+    max_bad_share: float = Field(0.01, ge=0, le=1)
+    workers: Optional[int] = Field(None, ge=1)  # decode/encode threads (None: the CPU count, at most 8)
 
 
 class Calibration(StrictModel):
