@@ -1,4 +1,4 @@
-"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny}``."""
+"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from upstream_merged.mam.zero_shot_cli import add_parser as add_mam_eval_command  # mam-eval
 
     add_mam_eval_command(sub, add_command)
+    from upstream_merged.check_sources import add_parser as add_check_sources_command  # check-sources
+
+    add_check_sources_command(sub, add_command)
     return parser
 
 

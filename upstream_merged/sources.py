@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -10,6 +11,10 @@ logger = logging.getLogger(__name__)
 TINY_PREFIX = "tiny:"
 SMALL_PREFIX = "small:"
 _WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.pt", "*.txt", "*.model"]
+# owner/name, or a legacy canonical id without an owner (bert-base-uncased); never a file name
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".json", ".yaml", ".yml", ".tsv", ".txt", ".wav",
+                  ".flac", ".tar", ".gz", ".zip")
 
 
 class SourceError(FileNotFoundError):
@@ -41,12 +46,27 @@ def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "
         from upstream_merged.pretrained import resolve_small
 
         return resolve_small(text)
-    path = Path(text).expanduser()
-    if path.exists():
-        return path.resolve()
-    if text.startswith(("/", ".", "~")) or text.count("/") != 1:
+    kind = source_kind(text)
+    if kind == "path":
+        return Path(text).expanduser().resolve()
+    if kind == "missing":
         raise SourceError(f"{what}: no such file or directory: {text}")
     return _hf_snapshot(text, what, flag)
+
+
+def source_kind(source: str | os.PathLike) -> str:
+    """How :func:`resolve_source` reads ``source``: tiny, small, path (exists), hub (an HF id) or missing (a path)."""
+    text = str(source)
+    if text.startswith(TINY_PREFIX):
+        return "tiny"
+    if text.startswith(SMALL_PREFIX):
+        return "small"
+    if Path(text).expanduser().exists():
+        return "path"
+    if text.startswith(("/", ".", "~")) or not _HUB_ID.match(text) or ".." in text or "--" in text \
+            or text.lower().endswith(_FILE_SUFFIXES):
+        return "missing"
+    return "hub"
 
 
 def _hf_snapshot(repo_id: str, what: str, flag: str) -> Path:
