@@ -17,9 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,33 +32,43 @@ RATE = 16000
 
 
 def write_music_corpus(out: Path, minutes: float, seed: int = 0, phrase_seconds: float = 6.0,
-                       heldout_share: float = 0.05) -> List[dict]:
-    """Render phrases of upstream_merged.synth.music into ``out``/music/ until ``minutes`` exist."""
+                       heldout_share: float = 0.05, source: str = "additive", workers: int = 2) -> List[dict]:
+    """Render phrases into ``out``/music/ until ``minutes`` exist.
+
+    ``source``: "additive" (upstream_merged.synth.music, the first shipped encoders' corpus) or "sampled"
+    (General MIDI scores rendered by fluidsynth, upstream_merged.synth.sampled).
+    """
     import soundfile
 
-    try:
-        from upstream_merged.synth.music import render_phrase
-    except ImportError as err:
-        raise SystemExit(f"the music corpus needs upstream_merged.synth.music.render_phrase ({err}); "
-                         "pass --music-minutes 0 to write speech only") from None
+    from upstream_merged.synth import music, sampled
+
+    if source not in ("additive", "sampled"):
+        raise SystemExit(f"--music-source {source!r} is not 'additive' or 'sampled'")
+    if source == "sampled":
+        sampled.soundfont()  # fail before writing anything when fluidsynth is absent
     folder = out / "music"
     folder.mkdir(parents=True, exist_ok=True)
     every = max(2, round(1 / heldout_share)) if heldout_share > 0 else 0
-    rows: List[dict] = []
-    total, index = 0.0, 0
-    while total < minutes * 60:
+    n_phrases = int(np.ceil(minutes * 60 / phrase_seconds))
+
+    def render(index: int) -> dict:
         rng = np.random.default_rng([seed, index])  # one stream per phrase: phrase i is the same for any length
-        audio, labels = render_phrase(rng, phrase_seconds, RATE)
-        audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
         path = folder / f"music_{index:05d}.wav"
-        soundfile.write(str(path), audio, RATE, subtype="PCM_16")
-        seconds = len(audio) / RATE
+        if source == "sampled":
+            audio, labels = sampled.render_phrase(rng, phrase_seconds, path, RATE)
+        else:
+            audio, labels = music.render_phrase(rng, phrase_seconds, RATE)
+            audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+            soundfile.write(str(path), audio, RATE, subtype="PCM_16")
         split = "heldout" if every and index % every == every - 1 else "train"
-        rows.append({"path": str(path.relative_to(out)), "domain": "music", "seconds": round(seconds, 4),
-                     "split": split, "labels": _jsonable(_clip_labels(labels))})
-        total += seconds
-        index += 1
-    logger.info("music corpus: %d phrases, %.1f min in %s", len(rows), total / 60, folder)
+        return {"path": str(path.relative_to(out)), "domain": "music", "seconds": round(len(audio) / RATE, 4),
+                "split": split, "labels": _jsonable(_clip_labels(labels))}
+
+    with ThreadPoolExecutor(max_workers=workers if source == "sampled" else 1) as pool:  # fluidsynth subprocesses
+        rows = list(tqdm(pool.map(render, range(n_phrases)), total=n_phrases, desc="music phrases", unit="phrase",
+                         disable=None))
+    logger.info("music corpus (%s): %d phrases, %.1f min in %s", source, len(rows),
+                sum(r["seconds"] for r in rows) / 60, folder)
     return rows
 
 
@@ -94,6 +106,10 @@ def main(argv=None) -> int:
     parser.add_argument("--speech-minutes", type=float, default=30.0)
     parser.add_argument("--music-minutes", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speech-engines", choices=["espeak", "all"], default="espeak",
+                        help="espeak: espeak-ng voices only; all: espeak-ng, flite and festival speakers")
+    parser.add_argument("--music-source", choices=["additive", "sampled"], default="additive",
+                        help="additive: synthesised timbres; sampled: General MIDI through fluidsynth")
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -107,12 +123,14 @@ def main(argv=None) -> int:
     start = time.time()
     rows: List[dict] = []
     if args.speech_minutes > 0:
-        rows += write_speech_corpus(partial, args.speech_minutes, seed=args.seed, rate=RATE)
+        rows += write_speech_corpus(partial, args.speech_minutes, seed=args.seed, rate=RATE,
+                                    engines=args.speech_engines)
     if args.music_minutes > 0:
-        rows += write_music_corpus(partial, args.music_minutes, seed=args.seed)
+        rows += write_music_corpus(partial, args.music_minutes, seed=args.seed, source=args.music_source)
     write_manifest(rows, partial / "manifest.jsonl")
     summary = {"seed": args.seed, "speech_minutes": args.speech_minutes, "music_minutes": args.music_minutes,
                "sample_rate": RATE, "clips": len(rows), "espeak_ng": _espeak_version(),
+               "speech_engines": args.speech_engines, "music_source": args.music_source,
                "seconds": {d: round(sum(r["seconds"] for r in rows if r["domain"] == d), 2) for d in ("speech", "music")}}
     (partial / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
     if out.exists():

@@ -167,10 +167,54 @@ class Targets:
     regress: Optional[np.ndarray] = None  # (frames, dim) standardised log-CQT (mert)
 
 
+def receptive_overhang(arch: dict) -> int:
+    """Samples the CNN reads past the last frame's hop: conv_frames(n * HOP + overhang) == n."""
+    overhang = 0
+    while conv_frames(HOP + overhang, arch) < 1:
+        overhang += 1
+    return overhang
+
+
+@torch.no_grad()
+def layer_features(encoder_dir: Path, stream: np.ndarray, layer: int, normalize: bool,
+                   window_seconds: float = 20.0) -> np.ndarray:
+    """Hidden states of ``layer`` of a trained encoder over a stream, one row per 320 samples: (frames, H)."""
+    from upstream_merged.models.hubert import load_hubert_family
+
+    model = load_hubert_family(encoder_dir).model.eval()
+    model.config.apply_spec_augment = False
+    arch = {"conv_kernel": list(model.config.conv_kernel), "conv_stride": list(model.config.conv_stride)}
+    overhang = receptive_overhang(arch)
+    window = int(window_seconds * RATE) // HOP * HOP
+    total = _frames(len(stream))
+    out = []
+    for start in range(0, total * HOP, window):
+        n = min(window, total * HOP - start)
+        chunk = stream[start:start + n + overhang]
+        chunk = np.pad(chunk, (0, n + overhang - len(chunk)))
+        wav = torch.from_numpy(np.ascontiguousarray(chunk))[None]
+        if normalize:
+            wav = (wav - wav.mean()) / (wav.std() + 1e-7)
+        hidden = model(wav, output_hidden_states=True).hidden_states[layer][0]  # (n / HOP, H)
+        out.append(hidden[: n // HOP].numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
 def build_targets(objective: str, train: np.ndarray, heldout: np.ndarray, seed: int,
-                  max_kmeans_frames: int = 60000) -> Tuple[Targets, Targets, Dict[str, np.ndarray]]:
-    """Features -> standardise on train -> seeded k-means codebooks -> unit targets for both streams."""
-    if objective == "hubert":
+                  max_kmeans_frames: int = 60000, iteration2: Optional[Tuple[Path, int, int]] = None,
+                  centroids: Optional[Dict[str, np.ndarray]] = None
+                  ) -> Tuple[Targets, Targets, Dict[str, np.ndarray]]:
+    """Features -> standardise on train -> seeded k-means codebooks -> unit targets for both streams.
+
+    ``iteration2`` = (encoder dir, layer, k): HuBERT iteration 2, k-means on that layer of the iteration-1
+    encoder instead of MFCC. ``centroids`` (a previous run's state) skips k-means and reuses its codebooks.
+    """
+    if objective == "hubert" and iteration2 is not None:
+        encoder_dir, layer, k = iteration2
+        feats = {"iter2": (layer_features(encoder_dir, train, layer, NORMALIZE["hubert"]),
+                           layer_features(encoder_dir, heldout, layer, NORMALIZE["hubert"]))}
+        ks = {"iter2": k}
+    elif objective == "hubert":
         feats = {"mfcc": (mfcc_features(train), mfcc_features(heldout))}
         ks = {"mfcc": 100}
     else:
@@ -188,9 +232,12 @@ def build_targets(objective: str, train: np.ndarray, heldout: np.ndarray, seed: 
         if name not in ks:
             continue
         pick = rng.choice(len(ftr), size=min(len(ftr), max_kmeans_frames), replace=False)
-        centroids = kmeans(ftr[np.sort(pick)], ks[name], seed)
-        state[f"{name}.centroids"] = centroids
-        units_tr[name], units_ho[name] = assign_units(feats[name][0], centroids), assign_units(feats[name][1], centroids)
+        if centroids is not None:
+            codebook = np.asarray(centroids[f"{name}.centroids"], dtype=np.float32)
+        else:
+            codebook = kmeans(ftr[np.sort(pick)], ks[name], seed)
+        state[f"{name}.centroids"] = codebook
+        units_tr[name], units_ho[name] = assign_units(feats[name][0], codebook), assign_units(feats[name][1], codebook)
         logger.info("k-means %s: k=%d on %d frames; largest unit holds %.1f%% of train frames", name, ks[name],
                     len(pick), 100 * np.bincount(units_tr[name], minlength=ks[name]).max() / len(units_tr[name]))
     regress = feats["cqt"] if objective == "mert" else (None, None)
@@ -278,8 +325,23 @@ def build_model(arch: dict, init_seed: int):
         return HubertModel(config)
 
 
-def lr_at(step: int, steps: int, peak: float, warmup: float = 0.08) -> float:
-    """Linear warm-up to ``peak`` over ``warmup`` of the run, then linear decay to 0 (HuBERT's schedule shape)."""
+def lr_at(step: int, steps: int, peak: float, warmup: float = 0.08, schedule: str = "linear",
+          warmup_steps: int = 0, decay_fraction: float = 0.2) -> float:
+    """Learning rate at ``step``.
+
+    linear: warm-up over ``warmup`` of the run, then linear decay to 0 (HuBERT's shape; the first shipped
+    encoders). wsd: warm-up over ``warmup_steps``, constant, then linear decay to 0 over the last
+    ``decay_fraction`` of ``steps`` -- the run can be extended (a larger --steps on --resume) at no cost
+    as long as the decay has not started.
+    """
+    if schedule == "wsd":
+        w = max(1, warmup_steps)
+        decay_start = int(steps * (1 - decay_fraction))
+        if step < w:
+            return peak * (step + 1) / w
+        if step < decay_start:
+            return peak
+        return peak * max(0.0, (steps - step) / max(1, steps - decay_start))
     w = max(1, int(warmup * steps))
     return peak * (step + 1) / w if step < w else peak * max(0.0, (steps - step) / max(1, steps - w))
 
@@ -433,6 +495,46 @@ def plot_curves(log: List[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- resuming
+# Arguments that change what a step computes; a checkpoint only continues a run with the same ones.
+# --steps may grow (wsd: before the decay starts), so it is not among them.
+FINGERPRINT_ARGS = ("objective", "batch", "crop_seconds", "lr", "seed", "init_seed", "schedule", "warmup_steps",
+                    "decay_fraction", "iteration2_from", "iteration2_layer", "iteration2_clusters")
+
+
+def run_fingerprint(args: argparse.Namespace, arch: dict) -> dict:
+    """The arguments and architecture that a resumed run must share with the checkpoint's run."""
+    values = {k: getattr(args, k) for k in FINGERPRINT_ARGS}
+    values["iteration2_from"] = str(values["iteration2_from"]) if values["iteration2_from"] else None
+    return {**values, "arch": json.loads(json.dumps(arch))}
+
+
+def check_resumable(saved: dict, current: dict) -> None:
+    """Refuse to resume a checkpoint written with different step-changing arguments, naming them."""
+    if not saved:
+        return  # a checkpoint of an older version of this tool: nothing recorded to compare
+    differ = sorted(k for k in set(saved) | set(current)
+                    if k != "iteration2_from" and saved.get(k) != current.get(k))
+    if differ:
+        raise SystemExit("cannot --resume: the checkpoint was written with different "
+                         + ", ".join(f"{k} ({saved.get(k)!r} there, {current.get(k)!r} now)" for k in differ))
+
+
+def install_stop_handlers():
+    """SIGTERM/SIGINT set a flag the training loop checks after each step; returns the flag's reader."""
+    import signal
+
+    requested = {"stop": False}
+
+    def handler(signum, frame):
+        logger.info("signal %d: checkpointing after this step", signum)
+        requested["stop"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: requested["stop"]
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     """Command-line entry point."""
@@ -449,7 +551,20 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="also checkpoint every this many steps")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                        help="checkpoint at least this often (also on SIGTERM/SIGINT); --resume continues bit-identically")
+    parser.add_argument("--stop-at", type=int, default=0, help="checkpoint and exit after this step (continue with --resume)")
+    parser.add_argument("--snapshot-every", type=int, default=0,
+                        help="keep a copy of the encoder every this many steps in OUT/snapshots/step_NNNNNN")
+    parser.add_argument("--schedule", choices=["linear", "wsd"], default="linear",
+                        help="linear: warm-up 8%% then linear decay; wsd: warm-up, constant, decay over the last part")
+    parser.add_argument("--warmup-steps", type=int, default=1000, help="wsd warm-up steps")
+    parser.add_argument("--decay-fraction", type=float, default=0.2, help="wsd: share of --steps spent decaying")
+    parser.add_argument("--iteration2-from", type=Path, default=None,
+                        help="hubert iteration 2: k-means targets on a layer of this iteration-1 encoder dir")
+    parser.add_argument("--iteration2-layer", type=int, default=2, help="hidden_states index used for iteration 2")
+    parser.add_argument("--iteration2-clusters", type=int, default=100)
     parser.add_argument("--measure", type=int, default=0, help="time this many steps, print s/step, exit")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--probe-only", action="store_true",
@@ -468,6 +583,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     arch = ARCH if args.arch == "small" else TEST_ARCH
     init_seed = args.init_seed if args.init_seed is not None else {"hubert": 1, "mert": 2}[args.objective]
+    args.init_seed = init_seed
     out: Path = args.out
     if args.probe_only:
         return run_probe(args, arch, init_seed)
@@ -486,7 +602,18 @@ def main(argv=None) -> int:
     domain = "speech" if args.objective == "hubert" else "music"
     train, heldout, _ = read_corpus(args.corpus, domain)
     logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)
-    t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed)
+    ckpt_path = out / "checkpoint.pt"
+    ckpt = None
+    if args.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        check_resumable(ckpt.get("run", {}), run_fingerprint(args, arch))
+    iteration2 = None
+    if args.iteration2_from is not None:
+        if args.objective != "hubert":
+            parser.error("--iteration2-from is a hubert (speech) option")
+        iteration2 = (args.iteration2_from, args.iteration2_layer, args.iteration2_clusters)
+    t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed, iteration2=iteration2,
+                                            centroids=ckpt["kstate"] if ckpt and "kstate" in ckpt else None)
     prep_seconds = time.time() - start
     baselines = unit_baselines(t_train, t_held)
     logger.info("targets ready in %.0f s; held-out chance levels: %s", prep_seconds, baselines)
@@ -506,12 +633,23 @@ def main(argv=None) -> int:
     frames = conv_frames(samples, arch)
     log: List[dict] = []
     first = 0
-    ckpt_path = out / "checkpoint.pt"
-    if args.resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"]), heads.load_state_dict(ckpt["heads"]), opt.load_state_dict(ckpt["opt"])
         first, log = ckpt["step"], ckpt["log"]
+        if "torch_rng" in ckpt:  # dropout draws from the global generator
+            torch.set_rng_state(ckpt["torch_rng"])
         logger.info("resumed at step %d", first)
+    fingerprint = run_fingerprint(args, arch)
+
+    def save_checkpoint(done: int) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
+                    "step": done, "log": log, "torch_rng": torch.get_rng_state(), "run": fingerprint,
+                    "kstate": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in kstate.items()}}, tmp)
+        os.replace(tmp, ckpt_path)
+        logger.info("checkpoint at step %d -> %s", done, ckpt_path)
+
+    stop_requested = install_stop_handlers()
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("encoder: %.2f M parameters; %d frames per %.1f s crop; batch %d; steps %d",
                 n_params / 1e6, frames, args.crop_seconds, args.batch, args.steps)
@@ -521,13 +659,14 @@ def main(argv=None) -> int:
         log.append({"kind": "eval", "step": 0, **ev, **{f"chance_{k}": v for k, v in chance_held.items()}})
         logger.info("step 0 held-out %s", {k: round(v, 4) for k, v in ev.items()})
     steps = args.measure or args.steps
-    t0, step_times = time.time(), []
+    t0, step_times, last_checkpoint = time.time(), [], time.time()
     for step in range(first, steps):
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # the batch depends on the step only
         wav, units, regress = sample_batch(train, t_train, args.batch, samples, frames, gen)
         mask = span_mask(args.batch, frames, gen)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, args.lr)
+            group["lr"] = lr_at(step, steps, args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
+                                decay_fraction=args.decay_fraction)
         ts = time.time()
         loss, stats = forward_loss(model, heads, wav, units, regress, mask, NORMALIZE[args.objective])
         opt.zero_grad(set_to_none=True)
@@ -549,11 +688,17 @@ def main(argv=None) -> int:
             ev = evaluate(model, heads, heldout, t_held, arch, args.objective, args.seed, samples)
             log.append({"kind": "eval", "step": done, **ev, **{f"chance_{k}": v for k, v in chance_held.items()}})
             logger.info("step %d held-out %s", done, {k: round(v, 4) for k, v in ev.items()})
-        if done % args.checkpoint_every == 0 and done < steps:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
-                        "step": done, "log": log}, tmp)
-            os.replace(tmp, ckpt_path)
+        if args.snapshot_every and done % args.snapshot_every == 0:
+            save_encoder(model, out / "snapshots" / f"step_{done:06d}", args.objective)
+        stopping = stop_requested() or (args.stop_at and done >= args.stop_at)
+        due = done % args.checkpoint_every == 0 or time.time() - last_checkpoint >= args.checkpoint_minutes * 60
+        if done < steps and (stopping or due):
+            save_checkpoint(done)
+            last_checkpoint = time.time()
+        if stopping and done < steps:
+            (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+            logger.info("stopped after step %d of %d; continue with --resume", done, steps)
+            return 0
     if args.measure:
         print(f"median {np.median(step_times[1:] or step_times):.3f} s/step over {len(step_times)} steps "
               f"(batch {args.batch} x {args.crop_seconds} s; target prep {prep_seconds:.0f} s)")
@@ -571,6 +716,9 @@ def main(argv=None) -> int:
     final = [r for r in log if r["kind"] == "eval"][-1]
     summary = {"objective": args.objective, "domain": domain, "steps": steps, "batch": args.batch,
                "crop_seconds": args.crop_seconds, "lr": args.lr, "seed": args.seed, "init_seed": init_seed,
+               "schedule": args.schedule, "warmup_steps": args.warmup_steps, "decay_fraction": args.decay_fraction,
+               "iteration2": [str(args.iteration2_from), args.iteration2_layer, args.iteration2_clusters]
+               if args.iteration2_from else None,
                "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
                "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
                "median_sec_per_step": round(float(np.median(step_times)), 3),

@@ -11,6 +11,14 @@ need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 ldconfig -p 2>/dev/null | grep -q 'libsox\.so ' || need_apt+=(libsox-dev)
+# realistic synthetic audio (issue 20): sampled instruments and two more speech engines with their voices
+command -v fluidsynth >/dev/null 2>&1 || need_apt+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need_apt+=(fluid-soundfont-gm)
+command -v flite >/dev/null 2>&1 || need_apt+=(flite)
+command -v text2wave >/dev/null 2>&1 || need_apt+=(festival)
+for voice in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do
+  dpkg -s "$voice" >/dev/null 2>&1 || need_apt+=("$voice")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing apt packages: ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

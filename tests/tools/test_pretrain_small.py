@@ -82,3 +82,91 @@ def test_lr_schedule_warms_up_then_decays():
     lrs = [pretrain.lr_at(s, 100, 1.0) for s in range(100)]
     peak = int(np.argmax(lrs))
     assert lrs[0] < lrs[peak] == pytest.approx(1.0) and lrs[-1] < 0.05 and 0 < peak < 20
+
+
+def test_wsd_schedule_warms_up_holds_then_decays_at_the_end():
+    lrs = [pretrain.lr_at(s, 100, 1.0, schedule="wsd", warmup_steps=10, decay_fraction=0.2) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(lr == pytest.approx(1.0) for lr in lrs[10:80])  # constant until the decay
+    assert lrs[80] == pytest.approx(1.0) and lrs[99] == pytest.approx(0.05) and lrs[90] < lrs[85] < 1.0
+    # extending the run before the decay leaves every learning rate so far unchanged
+    longer = [pretrain.lr_at(s, 200, 1.0, schedule="wsd", warmup_steps=10, decay_fraction=0.2) for s in range(80)]
+    assert longer == lrs[:80]
+
+
+RESUME_ARGS = ["--arch", "test", "--batch", "2", "--crop-seconds", "0.5", "--eval-every", "3", "--threads", "1",
+               "--probe-clips", "0", "--schedule", "wsd", "--warmup-steps", "2", "--steps", "6"]
+
+
+@pytest.mark.parametrize("objective", ["hubert", "mert"])
+def test_a_stopped_run_resumes_bit_identically(corpus, tmp_path, objective):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert pretrain.main([str(corpus), str(straight), "--objective", objective, *RESUME_ARGS]) == 0
+    assert pretrain.main([str(corpus), str(stopped), "--objective", objective, *RESUME_ARGS, "--stop-at", "4"]) == 0
+    assert (stopped / "checkpoint.pt").is_file() and not (stopped / "encoder").exists()
+    assert torch.load(stopped / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert pretrain.main([str(corpus), str(stopped), "--objective", objective, *RESUME_ARGS, "--resume"]) == 0
+    a = (straight / "encoder" / "model.safetensors").read_bytes()
+    assert a == (stopped / "encoder" / "model.safetensors").read_bytes()
+    log_a = [json.loads(x) for x in (straight / "train_log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (stopped / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["loss"]) for r in log_a] == [(r["step"], r["loss"]) for r in log_b]
+
+
+def test_resume_refuses_a_checkpoint_of_different_arguments_naming_them(corpus, tmp_path):
+    out = tmp_path / "run"
+    assert pretrain.main([str(corpus), str(out), "--objective", "hubert", *RESUME_ARGS, "--stop-at", "2"]) == 0
+    with pytest.raises(SystemExit, match=r"lr \(0.0005 there, 0.001 now\)"):
+        pretrain.main([str(corpus), str(out), "--objective", "hubert", *RESUME_ARGS, "--resume", "--lr", "1e-3"])
+
+
+def test_sigterm_checkpoints_and_exits(corpus, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(pretrain.__file__), str(corpus), str(out), "--objective", "hubert", *RESUME_ARGS,
+           "--checkpoint-every", "1"]
+    cmd[cmd.index("--steps") + 1] = "100000"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 180
+    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "continue with --resume" in output
+    step = torch.load(out / "checkpoint.pt", weights_only=False)["step"]
+    assert 0 < step < 100000 and f"stopped after step {step} of 100000" in output
+
+
+def test_iteration2_targets_are_kmeans_units_of_the_iteration1_layer(corpus, tmp_path):
+    first = tmp_path / "iter1"
+    args = ["--arch", "test", "--batch", "2", "--crop-seconds", "0.5", "--eval-every", "2", "--threads", "1",
+            "--probe-clips", "0", "--steps", "2"]
+    assert pretrain.main([str(corpus), str(first), "--objective", "hubert", *args]) == 0
+    train, _, _ = pretrain.read_corpus(corpus, "speech")
+    train = train[: len(train) // pretrain.HOP * pretrain.HOP]
+    feats = pretrain.layer_features(first / "encoder", train, 1, normalize=False)
+    assert feats.shape == (len(train) // pretrain.HOP, pretrain.TEST_ARCH["hidden_size"])
+    # the windowed extraction equals one forward over the whole stream
+    from upstream_merged.models.hubert import load_hubert_family
+
+    model = load_hubert_family(first / "encoder").model.eval()
+    whole = torch.from_numpy(np.pad(train, (0, pretrain.receptive_overhang(pretrain.TEST_ARCH))))[None]
+    with torch.no_grad():
+        ref = model(whole, output_hidden_states=True).hidden_states[1][0, : len(feats)].numpy()
+    assert len(train) < 20 * 16000  # one window: the overhang padding makes it the whole-stream forward
+    assert np.abs(feats - ref).max() < 1e-4
+    short = pretrain.layer_features(first / "encoder", train, 1, normalize=False, window_seconds=1.0)
+    assert short.shape == feats.shape  # windows tile the stream frame by frame
+    second = tmp_path / "iter2"
+    assert pretrain.main([str(corpus), str(second), "--objective", "hubert", *args, "--iteration2-from",
+                          str(first / "encoder"), "--iteration2-layer", "1", "--iteration2-clusters", "8"]) == 0
+    log = [json.loads(x) for x in (second / "train_log.jsonl").read_text().splitlines()]
+    assert "acc_iter2" in log[-1] and "acc_mfcc" not in log[-1]
+    from safetensors.numpy import load_file
+
+    assert load_file(str(second / "pretrain_state.safetensors"))["targets.iter2.centroids"].shape == (8, 32)

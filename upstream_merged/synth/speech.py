@@ -18,6 +18,8 @@ from typing import Iterator, List, Sequence
 
 import numpy as np
 
+from upstream_merged.synth.voices import Voice, random_voice, synthesize
+
 logger = logging.getLogger(__name__)
 
 # tools/synth.py's Speaker.from_index enumerates these two lists; keep their order (datasets depend on it).
@@ -153,10 +155,44 @@ def utterances(seed: int) -> Iterator[Utterance]:
 
 
 def render_utterance(utt: Utterance, out: Path, rate: int = 16000) -> float:
-    """Write ``utt`` as a 16-bit mono wav at ``rate`` (silence trimmed, gain applied); returns its seconds."""
+    """Write ``utt`` as a 16-bit mono wav at ``rate`` (normalised, gain applied); returns its seconds."""
     speaker = Speaker(utt.voice, utt.pitch, utt.speed)
     speak(utt.text, speaker, out, rate, sox_effects=("norm", "-1", "gain", str(utt.gain_db)))
     return _wav_seconds(out)
+
+
+@dataclass(frozen=True)
+class VoicedUtterance:
+    """One multi-engine corpus item: what is said, the speaker (engine voice + sox traits) and the gain."""
+
+    text: str
+    kind: str  # "sentence" or "words"
+    voice: Voice
+    gain_db: float
+
+    def labels(self) -> dict:
+        """Flat JSON labels: text, kind, engine, voice name, accent and the speaker traits."""
+        v = self.voice
+        return {"text": self.text, "kind": self.kind, "engine": v.engine, "voice": v.name, "accent": v.accent,
+                "pitch_cents": v.pitch_cents, "formant": v.formant, "rate": v.rate, "espeak_pitch": v.espeak_pitch,
+                "gain_db": self.gain_db}
+
+
+def voiced_utterances(seed: int) -> Iterator[VoicedUtterance]:
+    """An endless, seeded stream over espeak-ng, flite and festival speakers (same text mix as ``utterances``)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        voice = random_voice(rng)
+        if rng.random() < 0.75:
+            text, kind = " ".join(sentence(rng) for _ in range(int(rng.integers(1, 4)))), "sentence"
+        else:
+            text, kind = word_list(rng, int(rng.integers(2, 7))), "words"
+        yield VoicedUtterance(text, kind, voice, round(float(rng.uniform(-12, 0)), 1))
+
+
+def render_voiced(utt: VoicedUtterance, out: Path, rate: int = 16000) -> float:
+    """Write ``utt`` as a 16-bit mono wav at ``rate`` (silence trimmed, normalised, gain); returns its seconds."""
+    return synthesize(utt.text, utt.voice, out, rate, extra_effects=("norm", "-1", "gain", str(utt.gain_db)))
 
 
 def _wav_seconds(path: Path) -> float:
@@ -167,23 +203,29 @@ def _wav_seconds(path: Path) -> float:
 
 
 def write_speech_corpus(out: Path, minutes: float, seed: int = 0, rate: int = 16000,
-                        heldout_share: float = 0.05, workers: int = 2) -> List[dict]:
+                        heldout_share: float = 0.05, workers: int = 2, engines: str = "espeak") -> List[dict]:
     """Write utterances into ``out``/speech/ until ``minutes`` of audio exist; returns the manifest rows.
 
-    Every ``round(1/heldout_share)``-th utterance is marked ``split: heldout`` (for evaluation).
+    ``engines``: "espeak" (espeak-ng voices, as the first shipped encoders) or "all" (espeak-ng, flite and
+    festival speakers with independent pitch / formant / rate, ``voiced_utterances``). Every
+    ``round(1/heldout_share)``-th utterance is marked ``split: heldout`` (for evaluation).
     """
+    if engines not in ("espeak", "all"):
+        raise ValueError(f"engines={engines!r} is not 'espeak' or 'all'")
     require_tools("espeak-ng", "sox")
+    render = render_utterance if engines == "espeak" else render_voiced
+    labels = asdict if engines == "espeak" else VoicedUtterance.labels
     folder = Path(out) / "speech"
     folder.mkdir(parents=True, exist_ok=True)
     every = max(2, round(1 / heldout_share)) if heldout_share > 0 else 0
     rows: List[dict] = []
     total = 0.0
-    stream = enumerate(utterances(seed))
+    stream = enumerate(utterances(seed) if engines == "espeak" else voiced_utterances(seed))
     with ThreadPoolExecutor(max_workers=workers) as pool:  # espeak-ng/sox run as subprocesses
         while total < minutes * 60:
             chunk = [next(stream) for _ in range(16)]
             paths = [folder / f"speech_{index:05d}.wav" for index, _ in chunk]
-            durations = list(pool.map(lambda item: render_utterance(item[0][1], item[1], rate), zip(chunk, paths)))
+            durations = list(pool.map(lambda item: render(item[0][1], item[1], rate), zip(chunk, paths)))
             for (index, utt), path, seconds in zip(chunk, paths, durations):
                 if total >= minutes * 60:  # same cut-off as a sequential run: the corpus does not depend on workers
                     path.unlink()
@@ -191,7 +233,7 @@ def write_speech_corpus(out: Path, minutes: float, seed: int = 0, rate: int = 16
                 total += seconds
                 split = "heldout" if every and index % every == every - 1 else "train"
                 rows.append({"path": str(path.relative_to(out)), "domain": "speech", "seconds": round(seconds, 4),
-                             "split": split, "labels": asdict(utt)})
+                             "split": split, "labels": labels(utt)})
     logger.info("speech corpus: %d utterances, %.1f min in %s", len(rows), total / 60, folder)
     return rows
 
