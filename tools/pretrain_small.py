@@ -495,6 +495,25 @@ def plot_curves(log: List[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def keep_freed_memory_in_the_heap() -> bool:
+    """Ask glibc to reuse freed activations instead of unmapping them; True where it applied.
+
+    Every step frees and reallocates the same large buffers; with glibc's defaults they are mmap'ed and
+    unmapped each time, and the page faults cost about a third of a step's CPU time (measured here:
+    ~3 s/step with 1/3 system time before, 1.2 s/step after, on the shared 2-core machine).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    if mallopt is None:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return all(mallopt(option, value) == 1 for option, value in
+               ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 256 << 20)))
+
+
 # ----------------------------------------------------------------------------- resuming
 # Arguments that change what a step computes; a checkpoint only continues a run with the same ones.
 # --steps may grow (wsd: before the decay starts), so it is not among them.
@@ -581,6 +600,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
+    keep_freed_memory_in_the_heap()
     arch = ARCH if args.arch == "small" else TEST_ARCH
     init_seed = args.init_seed if args.init_seed is not None else {"hubert": 1, "mert": 2}[args.objective]
     args.init_seed = init_seed
