@@ -40,7 +40,7 @@ setup(
         "librosa",
         "pandas",
         "editdistance",
-        "soundfile",
+        "soundfile>=0.12",  # its wheels bundle a libsndfile that decodes MP3 / Ogg (calibration.datasets)
         "scipy",
         "safetensors",
         "pyyaml",
@@ -48,7 +48,9 @@ setup(
         "pydantic>=2,<3",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "psutil"]},
+    # calibration.datasets: Parquet datasets are streamed by datasets and decoded with soundfile (no torchcodec);
+    # datasets >= 5.1 needs huggingface_hub >= 1, which transformers < 5 excludes, so this resolves to 5.0.x
+    extras_require={"test": ["pytest", "psutil"], "calibration-data": ["datasets>=3,<6"]},
     entry_points={"console_scripts": ["upstream-merged=upstream_merged.__main__:main"]},
     cmdclass={"build_py": BuildPyWithHook},
 )

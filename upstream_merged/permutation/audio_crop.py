@@ -35,7 +35,8 @@ def read_start(source: Union[str, BinaryIO], seconds: float) -> Tuple[np.ndarray
             rate = int(sound.samplerate)
             data = sound.read(frames=max(int(round(seconds * rate)), 1), dtype="float32", always_2d=True)
     except (RuntimeError, TypeError, ValueError) as err:  # LibsndfileError is a RuntimeError
-        raise UndecodableAudio(f"soundfile cannot decode it ({_first_line(err)})") from None
+        raise UndecodableAudio(f"soundfile (libsndfile {soundfile.__libsndfile_version__}) cannot decode it "
+                               f"({_first_line(err)})") from None
     if data.shape[0] == 0:
         raise UndecodableAudio("it holds no audio frames")
     return data.mean(axis=1).astype(np.float32), rate
