@@ -37,6 +37,11 @@ ARCHITECTURE_KEYS = (
     "conv_kernel", "conv_stride", "hidden_act", "feat_extract_activation", "conv_bias", "feat_proj_layer_norm",
     "conv_pos_batch_norm", "num_conv_pos_embeddings",
 )
+# Layout keys of the CNN feature encoder alone. They may differ between a and b (HuBERT Large: layer norm in
+# every conv, conv biases; MERT-v1-330M: one group norm, no biases): the merged model then keeps a's whole CNN
+# unmerged, and alignment + interpolation cover the feature projection and the transformer (CNN policy "from_a").
+CNN_LAYOUT_KEYS = ("feat_extract_norm", "conv_bias")
+FEATURE_ENCODER = "feature_extractor."
 OUTPUT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "permutations.safetensors",
                 "merge_report.json", "recipe.yaml", "README.md", "correlation_heatmaps.png")
 
@@ -57,22 +62,76 @@ class Alignment:
     seconds: Dict[str, float] = field(default_factory=dict)
 
 
-def check_compatible(model_a, model_b, name_a: str = "a", name_b: str = "b") -> None:
-    """Raise MergeError naming the first architecture key or parameter where the two models differ."""
+def _same(value_a, value_b) -> bool:
+    if isinstance(value_a, (list, tuple)) or isinstance(value_b, (list, tuple)):
+        return list(value_a or []) == list(value_b or [])
+    return value_a == value_b
+
+
+def architecture_differences(model_a, model_b) -> Dict[str, tuple]:
+    """Every architecture key (config) whose value differs between the two models: key -> (a's, b's)."""
+    out = {}
     for key in ARCHITECTURE_KEYS:
         value_a, value_b = getattr(model_a.config, key, None), getattr(model_b.config, key, None)
-        if value_a != value_b and not (isinstance(value_a, (list, tuple)) and list(value_a) == list(value_b or [])):
-            raise MergeError(f"architecture mismatch in config key {key!r}: {name_a} has {value_a!r}, {name_b} has {value_b!r}")
+        if not _same(value_a, value_b):
+            out[key] = (value_a, value_b)
+    return out
+
+
+def cnn_policy(model_a, model_b) -> str:
+    """``"merged"`` when the CNN layouts agree, ``"from_a"`` when only :data:`CNN_LAYOUT_KEYS` differ there."""
+    return "from_a" if set(architecture_differences(model_a, model_b)) & set(CNN_LAYOUT_KEYS) else "merged"
+
+
+def check_compatible(model_a, model_b, name_a: str = "a", name_b: str = "b") -> str:
+    """The CNN policy (see :func:`cnn_policy`) if the models can be merged; else MergeError naming every difference.
+
+    Architecture keys other than the CNN layout must agree; so must every tensor's name and shape, except the
+    CNN's own norm and bias tensors when the layouts differ (a's CNN is kept whole then).
+    """
+    differences = architecture_differences(model_a, model_b)
+    blocking = {key: values for key, values in differences.items() if key not in CNN_LAYOUT_KEYS}
+    if blocking:
+        listed = "; ".join(f"{key!r}: {name_a} has {a!r}, {name_b} has {b!r}" for key, (a, b) in blocking.items())
+        raise MergeError(f"architecture mismatch in config key(s) {sorted(blocking)} ({listed}). Only the CNN "
+                         f"layout keys {list(CNN_LAYOUT_KEYS)} may differ (the merge then keeps {name_a}'s CNN)")
+    policy = cnn_policy(model_a, model_b)
     state_a, state_b = model_a.state_dict(), model_b.state_dict()
     for key, tensor in state_a.items():
         if key not in state_b:
+            if policy == "from_a" and key.startswith(FEATURE_ENCODER):
+                continue  # a CNN norm or bias b's layout does not have: a's CNN is kept whole
             raise MergeError(f"architecture mismatch at parameter {key!r}: {name_b} has no such tensor")
         if tuple(state_b[key].shape) != tuple(tensor.shape):
             raise MergeError(f"architecture mismatch at parameter {key!r}: {name_a} {tuple(tensor.shape)} vs "
                              f"{name_b} {tuple(state_b[key].shape)}")
-    extra = [key for key in state_b if key not in state_a]
+    extra = [key for key in state_b if key not in state_a and not (policy == "from_a" and key.startswith(FEATURE_ENCODER))]
     if extra:
         raise MergeError(f"architecture mismatch at parameter {extra[0]!r}: {name_a} has no such tensor")
+    if policy == "from_a":
+        logger.info("CNN layouts differ (%s): the merged model keeps %s's CNN feature encoder unmerged",
+                    ", ".join(f"{k}: {differences[k][0]!r} vs {differences[k][1]!r}" for k in CNN_LAYOUT_KEYS
+                              if k in differences), name_a)
+    return policy
+
+
+def feature_encoder_data(model_a, model_b, policy: str) -> dict:
+    """What the merge report says about the CNN feature encoder (the policy and, for ``from_a``, the differing keys)."""
+    if policy != "from_a":
+        return {"policy": "merged"}
+    differences = architecture_differences(model_a, model_b)
+    return {"policy": "from_a",
+            "differing_keys": {key: {"a": differences[key][0], "b": differences[key][1]}
+                               for key in CNN_LAYOUT_KEYS if key in differences}}
+
+
+def cnn_groups_to_skip(model, policy: str) -> List[str]:
+    """CNN groups not worth calibrating: with a's CNN kept, only the last conv's channels (the feature projection's
+    input basis) are aligned; the inner ones would only reorder b's discarded CNN."""
+    if policy != "from_a":
+        return []
+    depth = len(model.config.conv_dim)
+    return [f"cnn.{i}" for i in range(depth - 1)]
 
 
 @contextmanager
@@ -92,11 +151,14 @@ def on_device(encoders: Sequence[LoadedEncoder], device: torch.device) -> Iterat
 
 def calibrate(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
               progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, device: Optional[torch.device] = None,
-              shard: Optional[Shard] = None):
-    """The calibration pass of ``align`` (spec, group names, result), on ``device`` (None: calibration.device)."""
+              shard: Optional[Shard] = None, skip: Sequence[str] = ()):
+    """The calibration pass of ``align`` (spec, group names, result), on ``device`` (None: calibration.device).
+
+    ``skip`` names groups of ``components`` left unaligned (see :func:`cnn_groups_to_skip`).
+    """
     attention = "independent" if "qkv_independent" in components else "heads"
     spec = spec_for_model(encoder_a.model, attention=attention)
-    names = spec.select(components)
+    names = [name for name in spec.select(components) if name not in set(skip)]
     refs = list(refs) if refs is not None else list_clips(calibration, seed)
     device = device if device is not None else resolve_device(calibration.device)
     dtype = torch.float32 if calibration.statistics_dtype == "float32" else torch.float64
@@ -111,8 +173,8 @@ def calibrate(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Se
 
 def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequence[str], calibration, seed: int,
           progress: bool = True, refs: Optional[Sequence[ClipRef]] = None, keep: Optional[Sequence[str]] = None,
-          device: Optional[torch.device] = None, shard: Optional[Shard] = None) -> Alignment:
-    """Calibrate both models and match every group of ``components`` (B onto A).
+          device: Optional[torch.device] = None, shard: Optional[Shard] = None, skip: Sequence[str] = ()) -> Alignment:
+    """Calibrate both models and match every group of ``components`` (B onto A), except the groups in ``skip``.
 
     ``keep`` names the groups whose correlation matrices are returned (None: all of them). The pass runs
     on ``device`` (None: ``calibration.device``); with ``shard`` this process calibrates its share of the
@@ -122,7 +184,7 @@ def align(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Sequen
         return Alignment(spec=None)
     start = time.perf_counter()
     spec, names, result = calibrate(encoder_a, encoder_b, components, calibration, seed, progress=progress, refs=refs,
-                                    device=device, shard=shard)
+                                    device=device, shard=shard, skip=skip)
     calibrated = time.perf_counter()
     summary = result.summary()
     moments = result.moments
@@ -138,18 +200,19 @@ def permute_b(encoder_b: LoadedEncoder, alignment: Alignment, refs: Sequence[Cli
 
     With no usable ``refs`` B is permuted all the same and the drift is ``{}``.
     """
+    spec = _own_spec(encoder_b.model, alignment.spec)
     waves = []
     for ref in refs:
         wave, rate = load_clip(ref, clip_seconds)
         if wave.size and abs(wave).max() > 0:
             waves.append(to_native_rate(torch.from_numpy(wave), rate, encoder_b.sample_rate))
     if not waves:
-        permute_model_(encoder_b.model, alignment.spec, alignment.perms)
+        permute_model_(encoder_b.model, spec, alignment.perms)
         return {}
     inputs, mask = hubert_model_input(waves, encoder_b.normalize)
     with torch.inference_mode():
         before = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
-    permute_model_(encoder_b.model, alignment.spec, alignment.perms)
+    permute_model_(encoder_b.model, spec, alignment.perms)
     with torch.inference_mode():
         after = encoder_b.model(inputs, attention_mask=mask, output_hidden_states=True).hidden_states
     basis = alignment.perms.get("residual", torch.arange(before[0].shape[-1]))
@@ -161,13 +224,24 @@ def permute_b(encoder_b: LoadedEncoder, alignment: Alignment, refs: Sequence[Cli
     return {"relative_error": relative, "max_abs_error": absolute, "symmetry": symmetry, "clips": len(waves)}
 
 
-def interpolate_into(model: torch.nn.Module, other: Dict[str, torch.Tensor], alpha: float) -> None:
+def _own_spec(model, spec: PermutationSpec) -> PermutationSpec:
+    """``model``'s own spec with the attention groups of ``spec`` (b's CNN layout may differ from a's)."""
+    independent = any(group.component == "qkv_independent" for group in spec.groups.values())
+    return spec_for_model(model, attention="independent" if independent else "heads")
+
+
+def interpolate_into(model: torch.nn.Module, other: Dict[str, torch.Tensor], alpha: float,
+                     keep_prefixes: Sequence[str] = ()) -> None:
     """``model``'s tensors become ``alpha * model + (1 - alpha) * other``, one tensor at a time (no merged copy).
 
     Each tensor goes through :func:`interpolate_state_dicts`, so the bytes equal a whole-dict interpolation.
+    Tensors whose names start with one of ``keep_prefixes`` keep ``model``'s values (CNN policy ``from_a``).
     """
+    keep = tuple(keep_prefixes)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
+            if keep and name.startswith(keep):
+                continue
             tensor.copy_(interpolate_state_dicts({name: tensor}, {name: other[name]}, alpha)[name])
 
 
@@ -180,7 +254,7 @@ def components_groups(encoder: LoadedEncoder, components: Sequence[str]) -> List
 
 
 def load_sources(recipe) -> tuple[LoadedEncoder, LoadedEncoder, Path, Path]:
-    """Load sources a and b strictly and check that they can be merged."""
+    """Load sources a and b strictly and check that they can be merged (see :func:`cnn_policy` for the CNN)."""
     dirs = [resolve_source(recipe.sources[role], what=f"recipe source {role}", flag=f"sources.{role}:") for role in ("a", "b")]
     encoder_a, encoder_b = (load_hubert_family(d) for d in dirs)
     if encoder_a.sample_rate != REFERENCE_RATE:
@@ -212,18 +286,23 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     _, components, alpha = recipe.settings()
     setting = recipe.preset or "custom"
     encoder_a, encoder_b, dir_a, _ = load_sources(recipe)
+    policy = cnn_policy(encoder_a.model, encoder_b.model)
+    feature_encoder = feature_encoder_data(encoder_a.model, encoder_b.model, policy)
+    skip = cnn_groups_to_skip(encoder_a.model, policy)
     refs = list_clips(recipe.calibration, recipe.seed) if components else []
     heatmaps = recipe.report.heatmap_groups
-    keep = heatmaps if heatmaps is not None else default_heatmap_groups(components_groups(encoder_a, components))
+    groups = [name for name in components_groups(encoder_a, components) if name not in skip]
+    keep = heatmaps if heatmaps is not None else default_heatmap_groups(groups)
     local_rank = None if shard is None else _local_rank()
     target = resolve_device(device or recipe.calibration.device, local_rank)
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
-                      keep=keep, device=target, shard=shard)
+                      keep=keep, device=target, shard=shard, skip=skip)
     drift: dict = {}
     if alignment.perms:  # b's own tensors are permuted one at a time: no second copy of the model exists
         drift = permute_b(encoder_b, alignment, refs[: recipe.calibration.drift_clips],
                           min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
-    interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha)
+    interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha,
+                     keep_prefixes=(FEATURE_ENCODER,) if policy == "from_a" else ())
     del encoder_b  # dead from here on: the checks and the writing run with one model in memory
     release_free_memory()
     from upstream_merged.models.checkpoint import check_finite
@@ -238,7 +317,7 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
               # one metadata key: safetensors writes its header from a hash map, so several keys reorder between runs
               metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({setting})"})
     (out_dir / "recipe.yaml").write_text(recipe_yaml(recipe))
-    data = report.report_data(recipe, components, alpha, alignment, drift)
+    data = report.report_data(recipe, components, alpha, alignment, drift, feature_encoder)
     report.write_report(out_dir, data)
     report.write_model_card(out_dir, data)
     report.write_heatmaps(out_dir, alignment, recipe.report.heatmap_groups, recipe.report.heatmap_units)
@@ -264,9 +343,10 @@ def calibrate_shard(recipe, shard: Shard, device: Optional[str] = None) -> None:
     if not components:
         return
     encoder_a, encoder_b, _, _ = load_sources(recipe)
+    policy = cnn_policy(encoder_a.model, encoder_b.model)
     target = resolve_device(device or recipe.calibration.device, _local_rank())
     calibrate(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=False,
-              device=target, shard=shard)
+              device=target, shard=shard, skip=cnn_groups_to_skip(encoder_a.model, policy))
 
 
 def plan(recipe) -> str:

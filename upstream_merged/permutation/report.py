@@ -52,11 +52,16 @@ def setting_data(components: Sequence[str], alpha: float) -> dict:
     return data
 
 
-def report_data(recipe, components: Sequence[str], alpha: float, alignment, drift: dict) -> dict:
-    """The merge report as plain data (deterministic: no timings, so a rebuild writes the same bytes)."""
+def report_data(recipe, components: Sequence[str], alpha: float, alignment, drift: dict,
+                feature_encoder: Optional[dict] = None) -> dict:
+    """The merge report as plain data (deterministic: no timings, so a rebuild writes the same bytes).
+
+    ``feature_encoder`` (see ``merge.feature_encoder_data``) is recorded when a's CNN was kept unmerged.
+    """
     import transformers
 
     rows = [{k: v for k, v in m.as_dict().items() if k not in TIMING_KEYS} for m in alignment.matches]
+    extra = {"feature_encoder": feature_encoder} if feature_encoder and feature_encoder.get("policy") != "merged" else {}
     return {
         "method": "permutation",
         **setting_data(components, alpha),
@@ -67,6 +72,7 @@ def report_data(recipe, components: Sequence[str], alpha: float, alignment, drif
         "components_summary": _component_summary(rows),
         "groups": {row["name"]: row for row in rows},
         "function_drift": drift,
+        **extra,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "recipe": recipe_dict(recipe),
     }
@@ -158,6 +164,14 @@ def write_model_card(out_dir: Path, data: dict) -> Path:
     else:
         lines.append("Nothing is aligned in this setting: the weights are averaged as they are.")
     lines.append("")
+    feature_encoder = data.get("feature_encoder") or {}
+    if feature_encoder.get("policy") == "from_a":
+        keys = ", ".join(f"`{key}` {v['a']!r} in a vs {v['b']!r} in b" for key, v in feature_encoder["differing_keys"].items())
+        lines += ["**CNN feature encoder: taken from model a, unmerged.** The two CNNs have different layouts "
+                  f"({keys}), so b's convolutions cannot be averaged into a's (they were trained with other norms "
+                  "and biases). The merged model runs a's CNN (its norms, biases, input normalisation and sample "
+                  "rate); b's feature projection is aligned to a's CNN channels (the last conv's channels, matched "
+                  "by correlation) and, with the transformer, averaged as above.", ""]
     if data["symmetry"]:
         if components:
             lines.append("Every permutation used is a symmetry of the architecture: the re-ordered b computes exactly "
