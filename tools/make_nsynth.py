@@ -9,6 +9,16 @@ the splits hold disjoint instruments. Each family is one synthesizer timbre (``F
 11 families, the label space stays the full 11). A synthetic "instrument" is a (family, index) pair:
 its notes share the family's timbre, and the per-note random variation comes from a seed of
 (seed, instrument, pitch, velocity). Deterministic: the same arguments give the same bytes.
+
+``--profile sampled`` (the reproduction's evaluation set) renders notes from sampled instruments instead:
+General MIDI programs of the FluidR3 GM soundfont through fluidsynth (``upstream_merged.synth.sampled``),
+grouped in all 11 NSynth families. An instrument is one GM program (note id
+``<family>_<source>_<program:03d>-<pitch>-<velocity>``); within each family the programs are split
+between train / valid / test (disjoint, as in NSynth), each family keeping its own pitch range. Notes
+are recorded under drawn conditions (``upstream_merged.synth.degrade``: ``music_train`` for train and
+valid, ``music_test`` for test), each note's condition is in ``<out>/clips.jsonl`` and in its
+examples.json entry (``condition``, plus ``gm_program``). Defaults: 100 notes per train instrument,
+64 per valid/test instrument: about 5,100 / 700 / 1,300 notes.
 """
 from __future__ import annotations
 
@@ -16,16 +26,17 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth import atomic_output_dir, tool_main  # noqa: E402
+from synth import atomic_output_dir, overlaps, pool_map, tool_main, write_json  # noqa: E402
 
 from upstream_merged.downstream.readers import NSYNTH_FAMILIES  # noqa: E402
-from upstream_merged.synth import music  # noqa: E402
+from upstream_merged.synth import degrade, music, sampled  # noqa: E402
 
 log = logging.getLogger("make_nsynth")
 
@@ -109,19 +120,164 @@ def build(out: Path, instruments: tuple[int, int, int] = (3, 1, 1), notes_per_in
     return counts
 
 
+# sampled profile: each family's MIDI pitch range (where its GM instruments sound like themselves)
+SAMPLED_RANGES: dict[str, tuple[int, int]] = {
+    "bass": (28, 67), "brass": (40, 84), "flute": (60, 96), "guitar": (40, 84), "keyboard": (36, 96),
+    "mallet": (48, 96), "organ": (36, 96), "reed": (40, 84), "string": (40, 88), "synth_lead": (36, 96),
+    "vocal": (48, 79),
+}
+# GM programs NSynth would call electronic (electric pianos, organs, guitars, basses) or synthetic
+ELECTRONIC_PROGRAMS = frozenset({4, 5, 16, 17, 18, 26, 27, 28, 29, 30, 31, 33, 34, 35, 36, 37})
+SYNTHETIC_PROGRAMS = frozenset({38, 39, 54, 62, 63, *range(80, 88)})
+SOURCES = ("acoustic", "electronic", "synthetic")  # NSynth's instrument_source codes 0, 1, 2
+
+
+def family_programs() -> dict[str, tuple[int, ...]]:
+    """sampled.FAMILIES with every GM program in one family only (the first that lists it)."""
+    seen: set[int] = set()
+    out = {}
+    for family, programs in sampled.FAMILIES.items():
+        out[family] = tuple(p for p in programs if p not in seen)
+        seen.update(programs)
+    return out
+
+
+def split_programs(programs: tuple[int, ...], rng: np.random.Generator) -> dict[str, list[int]]:
+    """A family's programs shuffled into disjoint train / valid / test groups (test 2 when >= 8, else 1; valid 1)."""
+    if len(programs) < 3:
+        raise ValueError(f"a family needs >= 3 GM programs for disjoint splits, got {programs}")
+    order = [programs[i] for i in rng.permutation(len(programs))]
+    n_test = 2 if len(programs) >= 8 else 1
+    return {"nsynth-test": sorted(order[:n_test]), "nsynth-valid": sorted(order[n_test:n_test + 1]),
+            "nsynth-train": sorted(order[n_test + 1:])}
+
+
+def plan_sampled(notes: dict[str, int], seed: int, train_conditions: str, test_conditions: str) -> list[dict]:
+    """Every instrument of the sampled profile with its notes: split, family, program, (pitch, velocity, condition)s."""
+    instruments = []
+    for f, (family, programs) in enumerate(family_programs().items()):
+        low, high = SAMPLED_RANGES[family]
+        for split, chosen in split_programs(programs, np.random.default_rng([seed, f])).items():
+            profile = test_conditions if split == "nsynth-test" else train_conditions
+            for program in chosen:
+                rng = np.random.default_rng([seed, f, program])
+                grid = [(p, v) for p in range(low, high + 1) for v in VELOCITIES]
+                picks = rng.choice(len(grid), size=min(notes[split], len(grid)), replace=False)
+                chosen_notes = [(p, v, degrade.draw_condition(rng, profile)) for p, v in (grid[i] for i in sorted(picks))]
+                instruments.append({"split": split, "family": family, "program": program, "notes": chosen_notes})
+    return instruments
+
+
+def sampled_entry(note_index: int, family: str, program: int, pitch: int, velocity: int) -> dict:
+    """examples.json fields of one sampled note, as NSynth spells them (plus gm_program)."""
+    source = 2 if program in SYNTHETIC_PROGRAMS else 1 if program in ELECTRONIC_PROGRAMS else 0
+    instrument_str = f"{family}_{SOURCES[source]}_{program:03d}"
+    return {
+        "note": note_index, "sample_rate": SAMPLE_RATE, "pitch": pitch, "velocity": velocity,
+        "instrument": program, "instrument_str": instrument_str,
+        "instrument_family": NSYNTH_FAMILIES.index(family), "instrument_family_str": family,
+        "instrument_source": source, "instrument_source_str": SOURCES[source],
+        "note_str": f"{instrument_str}-{pitch:03d}-{velocity:03d}",
+        "qualities": [0] * len(QUALITIES), "qualities_str": [], "gm_program": program,
+    }
+
+
+def build_sampled(out: Path, notes: tuple[int, int, int] = (100, 64, 64), seed: int = 0, workers: int = 2,
+                  train_conditions: str = "music_train", test_conditions: str = "music_test",
+                  families: list[str] | None = None, quiet: bool = False) -> dict:
+    """Write the sampled-instrument splits under ``out`` (atomically); return a summary (counts, overlaps, time)."""
+    sampled.soundfont()  # fail early, naming the packages
+    started = time.time()
+    unknown = sorted(set(families or []) - set(SAMPLED_RANGES))
+    if unknown:
+        raise ValueError(f"--families {unknown} not among {list(SAMPLED_RANGES)}")
+    plan = [i for i in plan_sampled(dict(zip(SPLIT_DIRS, notes)), seed, train_conditions, test_conditions)
+            if families is None or i["family"] in families]
+    with atomic_output_dir(out) as tmp:
+        for split_dir in SPLIT_DIRS:
+            (tmp / split_dir / "audio").mkdir(parents=True)
+
+        def render(instrument: dict) -> list[dict]:
+            audio = sampled.render_notes([(instrument["program"], p, v) for p, v, _ in instrument["notes"]],
+                                         CLIP_SECONDS, SAMPLE_RATE, hold=NOTE_ON_SECONDS / CLIP_SECONDS)
+            rows = []
+            for (pitch, velocity, condition), clip in zip(instrument["notes"], audio):
+                entry = sampled_entry(0, instrument["family"], instrument["program"], pitch, velocity)
+                path = tmp / instrument["split"] / "audio" / f"{entry['note_str']}.wav"
+                sf.write(str(path), degrade.apply(clip, SAMPLE_RATE, condition), SAMPLE_RATE, subtype="PCM_16")
+                rows.append(dict(entry, split=instrument["split"], condition=condition.to_json()))
+            return rows
+
+        rows = [row for rows in pool_map(render, plan, workers, "nsynth: render instruments", quiet) for row in rows]
+        for index, row in enumerate(rows):
+            row["note"] = index
+        for split_dir in SPLIT_DIRS:
+            examples = {r["note_str"]: {k: v for k, v in r.items() if k != "split"} for r in rows if r["split"] == split_dir}
+            (tmp / split_dir / "examples.json").write_text(json.dumps(examples, indent=1, sort_keys=True))
+        degrade.write_conditions([{"path": f"{r['split']}/audio/{r['note_str']}.wav", "split": r["split"],
+                                   "condition": r["condition"]} for r in rows], tmp / "clips.jsonl")
+    return sampled_summary(rows, time.time() - started)
+
+
+def sampled_summary(rows: list[dict], seconds: float) -> dict:
+    """Notes per split, instruments per split and family, their overlaps, pitch ranges, generation time."""
+    instruments = {s: sorted({r["instrument_str"] for r in rows if r["split"] == s}) for s in SPLIT_DIRS}
+    return {"clips": {s: sum(1 for r in rows if r["split"] == s) for s in SPLIT_DIRS},
+            "instruments": {s: len(v) for s, v in instruments.items()},
+            "instruments_per_family": {s: {f: sorted({r["gm_program"] for r in rows if r["split"] == s
+                                                      and r["instrument_family_str"] == f})
+                                           for f in sorted({r["instrument_family_str"] for r in rows})}
+                                       for s in SPLIT_DIRS},
+            "instrument_overlap": overlaps({s: [str(r["gm_program"]) for r in rows if r["split"] == s]
+                                            for s in SPLIT_DIRS}),
+            "pitches": {s: len({r["pitch"] for r in rows if r["split"] == s}) for s in SPLIT_DIRS},
+            "pitch_range": [min(r["pitch"] for r in rows), max(r["pitch"] for r in rows)],
+            "generation_seconds": round(seconds, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="output directory (must be empty or absent)")
+    parser.add_argument("--profile", choices=("synthetic", "sampled"), default="synthetic",
+                        help="synthetic: the original synthesizer timbres; sampled: GM instruments via fluidsynth (see above)")
     parser.add_argument("--instruments", type=int, nargs=3, default=(3, 1, 1), metavar=("TRAIN", "VALID", "TEST"),
-                        help="instruments per family in each split (default 3 1 1)")
-    parser.add_argument("--notes-per-instrument", type=int, default=20, help="(pitch, velocity) pairs per instrument")
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES), help="families to generate (default all 9)")
+                        help="synthetic: instruments per family in each split (default 3 1 1)")
+    parser.add_argument("--notes-per-instrument", type=int, nargs="+", default=None,
+                        help="(pitch, velocity) pairs per instrument: synthetic one number (default 20); "
+                             "sampled TRAIN VALID TEST (default 100 64 64)")
+    parser.add_argument("--families", nargs="+", default=None, help="families to generate (default all)")
+    parser.add_argument("--train-conditions", default="music_train", choices=sorted(degrade.PROFILES), help="sampled")
+    parser.add_argument("--test-conditions", default="music_test", choices=sorted(degrade.PROFILES), help="sampled")
+    parser.add_argument("--summary", type=Path, default=None, help="sampled: also write the summary JSON here")
+    parser.add_argument("--workers", type=int, default=2, help="sampled: instruments rendered at once")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return tool_main(lambda: print(json.dumps(build(args.out, tuple(args.instruments), args.notes_per_instrument,
-                                                    args.seed, args.families))))
+    if args.profile == "sampled":
+        notes = tuple(args.notes_per_instrument or (100, 64, 64))
+        if len(notes) != 3:
+            parser.error("--profile sampled: --notes-per-instrument takes TRAIN VALID TEST")
+
+        def build_and_report() -> None:
+            summary = build_sampled(args.out, notes, args.seed, args.workers, args.train_conditions,
+                                    args.test_conditions, args.families, args.quiet)
+            if args.summary:
+                write_json(args.summary, dict(summary, task="nsynth", profile="sampled", seed=args.seed,
+                                              args=[str(a) for a in (argv if argv is not None else sys.argv[1:])]))
+            print(json.dumps(summary))
+
+        return tool_main(build_and_report)
+    families = list(FAMILIES) if args.families is None else args.families
+    bad = sorted(set(families) - set(FAMILIES))
+    if bad:
+        parser.error(f"--families {bad}: choose from {list(FAMILIES)}")
+    notes = args.notes_per_instrument or [20]
+    if len(notes) != 1:
+        parser.error("--profile synthetic: --notes-per-instrument takes one number")
+    return tool_main(lambda: print(json.dumps(build(args.out, tuple(args.instruments), notes[0],
+                                                    args.seed, families))))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Speech synthesis with espeak-ng + sox, shared by the synthetic dataset tools."""
+"""Speech synthesis with espeak-ng + sox, and the pieces the evaluation-set profiles share (pool, progress, summary)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, TypeVar
 
 # The espeak-ng helpers live in the package (the pretraining corpus and calibration sets use them too).
 from upstream_merged.synth.speech import (  # noqa: E402,F401
@@ -69,3 +70,38 @@ def tool_main(build: Callable[[], object]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def pool_map(fn: Callable[[T], R], items: Sequence[T], workers: int, desc: str, quiet: bool = False) -> List[R]:
+    """``[fn(item) for item in items]`` on ``workers`` threads (the work runs in subprocesses) with a tqdm bar."""
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="clip", disable=quiet, mininterval=2.0))
+
+
+def voice_progress(total: int, desc: str, quiet: bool = False):
+    """A tqdm bar for :func:`upstream_merged.synth.voices.synthesize_many` (call ``bar.update``; close it)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", disable=quiet, mininterval=2.0)
+
+
+def overlaps(groups: Dict[str, Iterable[str]]) -> Dict[str, int]:
+    """How many members each pair of splits shares, e.g. {"train&test": 0, ...} (0 everywhere = disjoint)."""
+    sets = {name: set(members) for name, members in groups.items()}
+    names = sorted(sets)
+    return {f"{a}&{b}": len(sets[a] & sets[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented, key-sorted JSON (atomically, parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)

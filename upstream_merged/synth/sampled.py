@@ -221,3 +221,44 @@ def render_note(program: int, pitch: int, velocity: int, seconds: float, out: Op
         mid = Path(tmp) / "note.mid"
         write_midi([Part(program, (Note(0.0, seconds * hold, pitch, velocity, ""),))], [], 120.0, mid)
         return render_midi(mid, out, seconds, rate, reverb=False)
+
+
+def render_notes(notes: Sequence[Tuple[int, int, int]], seconds: float, rate: int = 16000, hold: float = 0.75,
+                 gap: float = 0.5) -> List[np.ndarray]:
+    """Many sampled notes (program, pitch, velocity) from one fluidsynth run, each as :func:`render_note` shapes it.
+
+    Each note gets its own slot of ``seconds`` (held for ``hold`` of it) followed by ``gap`` seconds; at
+    the slot's end an All Sound Off cuts whatever still rings, so no note leaks into the next. Every
+    note is peak-normalised on its own. One run pays fluidsynth's soundfont load once.
+    """
+    import mido
+
+    if not notes:
+        return []
+    slot = seconds + gap
+    midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
+    ticks = lambda t: int(round(t * TICKS_PER_BEAT * 2))  # noqa: E731  (120 bpm: 2 beats per second)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120), time=0)])
+    now = 0
+    for index, (program, pitch, velocity) in enumerate(notes):
+        start = index * slot
+        for at, message in ((start, mido.Message("program_change", program=int(program), channel=0)),
+                            (start, mido.Message("note_on", note=int(pitch), velocity=int(velocity), channel=0)),
+                            (start + seconds * hold, mido.Message("note_off", note=int(pitch), velocity=0, channel=0)),
+                            (start + seconds, mido.Message("control_change", control=120, value=0, channel=0))):
+            tick = ticks(at)
+            track.append(message.copy(time=tick - now))
+            now = tick
+    track.append(mido.MetaMessage("end_of_track", time=ticks(len(notes) * slot) - now))
+    midi.tracks.append(track)
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "notes.mid"
+        midi.save(str(mid))
+        audio = render_midi(mid, None, len(notes) * slot, rate, reverb=False, gain=0.5)
+    out = []
+    for index in range(len(notes)):
+        start = int(round(index * slot * rate))
+        note = audio[start: start + int(round(seconds * rate))].copy()
+        peak = float(np.max(np.abs(note)))
+        out.append((note * (music.PEAK / peak) if peak > 0 else note).astype(np.float32))
+    return out

@@ -22,7 +22,7 @@ from upstream_merged.synth.voices import Voice, random_voice, synthesize
 
 logger = logging.getLogger(__name__)
 
-# tools/synth.py's Speaker.from_index enumerates these two lists; keep their order (datasets depend on it).
+# Speaker.from_index enumerates these two lists; keep their order (the small datasets depend on it).
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"]
 VARIANTS = ["", "+m1", "+m3", "+f2", "+f4", "+klatt", "+m7", "+f1"]
 # The pretraining corpus draws from a wider set (all offline espeak-ng voices and variants).
@@ -86,7 +86,13 @@ class Speaker:
 
     @staticmethod
     def from_index(index: int) -> "Speaker":
-        """A deterministic, distinct speaker for each index."""
+        """A deterministic speaker per index, kept only so that the existing small sets stay byte-identical.
+
+        The speakers are poorly spread: pitch ``30 + 17*index mod 50`` gives consecutive indices only
+        three pitch clusters (16 speakers: 30-35, 47-51, 64-68), the variant follows the index in steps
+        of six, and ``speak`` trims no silence unless the caller's sox effects do. New evaluation sets
+        use :func:`upstream_merged.synth.voices.distinct_voices` / ``random_voice`` instead.
+        """
         voice = VOICES[index % len(VOICES)] + VARIANTS[(index // len(VOICES)) % len(VARIANTS)]
         return Speaker(voice=voice, pitch=30 + (index * 17) % 50, speed=140 + (index * 23) % 60)
 
