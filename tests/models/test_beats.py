@@ -327,3 +327,19 @@ def test_missing_openbeats_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
         _openbeats_encoder()
+
+
+def test_config_fields_are_the_official_beats_config_attributes():
+    """The official BEATsConfig (microsoft/unilm beats/BEATs.py, see published_configs/*.source.txt): same names."""
+    import json
+    from dataclasses import fields
+    from pathlib import Path
+
+    from upstream_merged.models.beats import BEATsConfig
+
+    official = json.loads((Path(__file__).parent / "published_configs" / "microsoft--BEATs.BEATsConfig.json").read_text())
+    ours = {f.name: f.default for f in fields(BEATsConfig)}
+    assert set(ours) == set(official)
+    differing = {k for k in official if ours[k] != official[k]}
+    assert differing == {"input_patch_size"}  # official placeholder -1; every release uses 16
+    BEATsConfig.from_dict(dict(official, input_patch_size=16))  # a cfg with every official key loads

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from upstream_merged.models.checkpoint import CheckpointError
 from upstream_merged.models.config_keys import HUBERT_ALLOWED, MERT_ALLOWED, WAVLM_ALLOWED, WHISPER_ALLOWED
@@ -38,7 +39,72 @@ def test_published_mert_v1_330m_is_accepted_with_its_attention_relaxation():
     """Its keys are all known or allow-listed; attention_relax is a softmax-invariant shift (exact as plain attention)."""
     config, rate, kind = hubert_config_from_dict(_published("m-a-p--MERT-v1-330M"), "MERT-v1-330M")
     assert (rate, kind, config.num_hidden_layers, config.hidden_size, config.do_stable_layer_norm) == (24000, "mert", 24, 1024, True)
-    assert not hasattr(config, "attention_relax")
+    assert (config.feat_extract_norm, config.conv_bias) == ("group", False)  # as published (HuBERT Large: layer, True)
+    assert not hasattr(config, "attention_relax") and not hasattr(config, "mask_channel_prob")
+
+
+FIXTURES = sorted(p for p in PUBLISHED.glob("*.json") if "preprocessor_config" not in p.name and "BEATs" not in p.name)
+
+
+def _builder(config: dict):
+    kind = config.get("model_type")
+    if kind in ("hubert", "mert_model"):
+        return lambda c, s: hubert_config_from_dict(c, s)[0]
+    return {"wavlm": wavlm_config_from_dict, "whisper": whisper_config_from_dict}[kind]
+
+
+def test_every_fixture_names_where_it_was_read():
+    for path in sorted(PUBLISHED.glob("*.json")):
+        source = path.with_name(path.name[: -len(".json")] + ".source.txt")
+        assert source.is_file(), f"{path.name} has no {source.name}"
+        text = source.read_text()
+        assert ("huggingface.co" in text or "github:" in text or "FROM MEMORY" in text), source.name
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_every_published_config_fixture_is_accepted(path):
+    config = json.loads(path.read_text())
+    built = _builder(config)(config, path.stem)
+    for key in ("mask_channel_prob", "gradient_checkpointing", "feat_extract_dropout", "auto_map", "replace_prob"):
+        assert not hasattr(built, key), key  # allow-listed keys are dropped, never forwarded
+
+
+@pytest.mark.parametrize("name", ["facebook--hubert-base-ls960", "facebook--hubert-large-ll60k", "m-a-p--MERT-v0",
+                                  "m-a-p--MERT-v0-public", "m-a-p--MERT-v1-95M", "m-a-p--MERT-v1-330M"])
+def test_tiny_models_with_the_published_key_sets_load_strictly(tmp_path, name):
+    from upstream_merged.testing.tiny_hubert import build_published_layout, write_published_layout_dir
+
+    published = _published(name)
+    model = build_published_layout(published, seed=7)
+    directory = write_published_layout_dir(tmp_path / name, published, model)
+    written = json.loads((directory / "config.json").read_text())
+    assert set(written) == set(published)  # the key set as users download it; only sizes shrink
+    if "MERT" in name:  # MERT's remote code saves a bare HubertModel state dict with legacy weight-norm names
+        assert (directory / "pytorch_model.bin").is_file()
+    loaded = load_hubert_family(directory)
+    assert loaded.kind == ("mert" if "MERT" in name else "hubert")
+    assert loaded.sample_rate == published.get("sample_rate", 16000)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], tensor), key
+
+
+def test_published_mert_v1_95m_preprocessor_sets_normalisation(tmp_path):
+    from upstream_merged.testing.tiny_hubert import build_published_layout, write_published_layout_dir
+
+    published = _published("m-a-p--MERT-v1-95M")
+    preprocessor = json.loads((PUBLISHED / "m-a-p--MERT-v1-95M.preprocessor_config.json").read_text())
+    directory = write_published_layout_dir(tmp_path, published, build_published_layout(published, 8), preprocessor)
+    loaded = load_hubert_family(directory)
+    assert (loaded.normalize, loaded.sample_rate) == (preprocessor["do_normalize"], preprocessor["sampling_rate"])
+
+
+def test_refusal_says_which_key_to_report_for_which_checkpoint():
+    config = dict(_published("m-a-p--MERT-v1-330M"), mask_span_policy="static")
+    with pytest.raises(CheckpointError) as info:
+        hubert_config_from_dict(config, "/cache/m-a-p/MERT-v1-330M")
+    message = str(info.value)
+    assert "mask_span_policy" in message and "/cache/m-a-p/MERT-v1-330M" in message
+    assert "report" in message and "checkpoint id" in message and "deleting" in message
 
 
 def test_published_wavlm_base_plus_config_is_accepted():
