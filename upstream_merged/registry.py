@@ -20,6 +20,7 @@ ENTRY_MODULES = (
     "upstream_merged.hub.mam",
     "upstream_merged.hub.fusion",
     "upstream_merged.hub.small",
+    "upstream_merged.hub.controls",
 )
 DOWNSTREAM_DIR = Path(__file__).resolve().parent / "downstream"
 
