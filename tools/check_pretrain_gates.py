@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Check the shipping gates of a pair of small encoders (speech, music) pretrained by tools/pretrain_small.py.
+
+    python tools/check_pretrain_gates.py --speech-run results/pretrain_v2/hubert --music-run results/pretrain_v2/mert \
+        --evalsets /work/evalsets --out results/pretrain_v2/gates [--schedule converge] [--seeds 0 1]
+
+Gate (a): every codebook's held-out masked-unit accuracy (the run's last evaluation) is >= 2x its
+majority-unit baseline. Gate (b): on every evaluation task the encoder of the task's domain beats the
+other one -- the speech encoder on speech tasks, the music encoder on music tasks -- by more than the 95%
+confidence interval: the paired bootstrap interval of the accuracy difference over the same test clips
+lies above 0. Probes are the cached-feature probes of upstream_merged.evaluation (s3prl's Featurizer +
+the task's stock head, trained on features extracted once). Writes gates.json and gates.md; exits 0
+when every gate passes, 1 otherwise. A failing gate is reported with its figures, never relaxed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+logger = logging.getLogger("check_pretrain_gates")
+UNIT_GATE = 2.0  # held-out masked accuracy / majority-unit accuracy
+
+
+@dataclass(frozen=True)
+class GateTask:
+    """An evaluation task of gate (b): stock -d / -c / -o and the domain whose encoder must win it."""
+
+    name: str
+    downstream: str
+    config: str
+    overrides: Mapping[str, str]
+    domain: str  # speech | music
+
+
+def evalset_tasks(root: Path, configs: Path = REPO / "downstream_configs") -> List[GateTask]:
+    """The four evaluation tasks on the sets under ``root`` (written by make_speech_commands / make_voxceleb1 /
+    make_nsynth --profile ...): keyword spotting and speaker ID (speech), pitch class and instrument family (music)."""
+    root = Path(root)
+    tasks = [
+        GateTask("ks", "speech_commands", str(configs / "speech_commands_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands" / "speech_commands_v0.01"),
+            "config.downstream_expert.datarc.speech_commands_test_root":
+                str(root / "speech_commands" / "speech_commands_test_set_v0.01")}, "speech"),
+        GateTask("sid", "voxceleb1", str(configs / "voxceleb1_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.file_path": str(root / "voxceleb1"),
+            "config.downstream_expert.datarc.meta_data": str(root / "voxceleb1" / "iden_split.txt")}, "speech"),
+        GateTask("pitch", "nsynth_pitch", str(configs / "nsynth_pitch_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}, "music"),
+        GateTask("instrument", "nsynth_instrument", str(configs / "nsynth_instrument_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}, "music"),
+    ]
+    missing = [t.name for t in tasks if not all(Path(v).exists() for v in t.overrides.values())]
+    if missing:
+        raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (see docs/reproduction.md)")
+    return tasks
+
+
+def last_evaluation(run: Path) -> dict:
+    """The run's last held-out evaluation row (train_log.jsonl of a finished run, else its checkpoint's log)."""
+    run = Path(run)
+    if (run / "train_log.jsonl").is_file() and (run / "summary.json").is_file():
+        rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    elif (run / "checkpoint.pt").is_file():
+        import torch
+
+        rows = torch.load(run / "checkpoint.pt", weights_only=False, map_location="cpu")["log"]
+    else:
+        raise SystemExit(f"{run} holds neither a finished run (summary.json + train_log.jsonl) nor checkpoint.pt")
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    if not evals:
+        raise SystemExit(f"{run}: no held-out evaluation logged yet")
+    return evals[-1]
+
+
+def unit_gate(run: Path) -> dict:
+    """Gate (a) for one run: per codebook, held-out masked accuracy / majority-unit accuracy >= 2."""
+    row = last_evaluation(run)
+    codebooks = {}
+    for key, value in row.items():
+        if key.startswith("acc_") and f"chance_{key[4:]}" in row:
+            chance = float(row[f"chance_{key[4:]}"])
+            ratio = float(value) / chance if chance > 0 else float("inf")
+            codebooks[key[4:]] = {"accuracy": round(float(value), 4), "majority": round(chance, 4),
+                                  "ratio": round(ratio, 3), "pass": ratio >= UNIT_GATE}
+    if not codebooks:
+        raise SystemExit(f"{run}: the last evaluation (step {row.get('step')}) records no accuracy with a chance level")
+    return {"run": str(run), "step": row["step"], "codebooks": codebooks, "pass": all(c["pass"] for c in codebooks.values())}
+
+
+def domain_gate(task: GateTask, speech: Sequence, music: Sequence) -> dict:
+    """Gate (b) for one task from the two encoders' probe results (same seeds, same test clips)."""
+    from upstream_merged.evaluation.stats import compare_seeds
+
+    own, other = (speech, music) if task.domain == "speech" else (music, speech)
+    paired = compare_seeds([r.correct() for r in own], [r.correct() for r in other])
+    mean = lambda results: sum(r.test_accuracy.value for r in results) / len(results)  # noqa: E731
+    return {"task": task.name, "domain": task.domain, "speech_accuracy": round(mean(speech), 4),
+            "music_accuracy": round(mean(music), 4), "own_minus_other": paired.as_dict(),
+            "interval": paired.text(), "pass": paired.low > 0.0}
+
+
+def encoder_dir(run: Path, given: Optional[Path]) -> Path:
+    """The encoder to probe: --*-encoder, else RUN/encoder (finished), else the newest RUN/snapshots/step_*."""
+    if given is not None:
+        return given
+    if (run / "encoder" / "model.safetensors").is_file():
+        return run / "encoder"
+    snapshots = sorted((run / "snapshots").glob("step_*"))
+    if not snapshots:
+        raise SystemExit(f"{run} has no encoder/ and no snapshots/: pass the encoder dir explicitly")
+    return snapshots[-1]
+
+
+def markdown(report: dict) -> str:
+    """The gates as a small markdown report."""
+    lines = ["# Pretraining gates", "", "## (a) held-out masked-unit accuracy >= 2x the majority unit", "",
+             "| encoder | step | codebook | accuracy | majority | ratio | pass |", "|---|---|---|---|---|---|---|"]
+    for name, gate in report["units"].items():
+        for book, c in gate["codebooks"].items():
+            lines.append(f"| {name} | {gate['step']} | {book} | {c['accuracy']:.3f} | {c['majority']:.3f} | "
+                         f"{c['ratio']:.2f} | {'yes' if c['pass'] else '**no**'} |")
+    if report.get("tasks"):
+        lines += ["", "## (b) each encoder wins its own domain by more than the 95% interval", "",
+                  f"Encoders: speech `{report['encoders']['speech']}`, music `{report['encoders']['music']}`.", "",
+                  "| task | domain | speech enc. | music enc. | own - other [95% paired bootstrap] | pass |",
+                  "|---|---|---|---|---|---|"]
+        for t in report["tasks"]:
+            lines.append(f"| {t['task']} | {t['domain']} | {t['speech_accuracy']:.3f} | {t['music_accuracy']:.3f} | "
+                         f"{t['interval']} | {'yes' if t['pass'] else '**no**'} |")
+    lines += ["", f"**All gates pass: {'yes' if report['pass'] else 'no'}**", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--speech-run", type=Path, required=True)
+    parser.add_argument("--music-run", type=Path, required=True)
+    parser.add_argument("--speech-encoder", type=Path, default=None, help="default: RUN/encoder or its newest snapshot")
+    parser.add_argument("--music-encoder", type=Path, default=None)
+    parser.add_argument("--evalsets", type=Path, default=None, help="root of the evaluation sets; omit: gate (a) only")
+    parser.add_argument("--tasks", nargs="+", default=None, help="subset of ks sid pitch instrument")
+    parser.add_argument("--schedule", default="converge", help="probe schedule: converge | stock")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    report: dict = {"units": {"speech": unit_gate(args.speech_run), "music": unit_gate(args.music_run)}, "tasks": []}
+    if args.evalsets is not None:
+        from upstream_merged.evaluation.features import Upstream
+        from upstream_merged.evaluation.run import probe_upstream, setup_from
+
+        tasks = [t for t in evalset_tasks(args.evalsets) if args.tasks is None or t.name in args.tasks]
+        encoders = {"speech": encoder_dir(args.speech_run, args.speech_encoder),
+                    "music": encoder_dir(args.music_run, args.music_encoder)}
+        report["encoders"] = {k: str(v) for k, v in encoders.items()}
+        # hubert_small / mert_small -k DIR load any HF HubertModel dir with its own preprocessor_config
+        upstreams = {"speech": Upstream("hubert_small", ckpt=str(encoders["speech"])),
+                     "music": Upstream("mert_small", ckpt=str(encoders["music"]))}
+        for task in tasks:
+            setup = setup_from(task.downstream, task.config, dict(task.overrides))
+            results = {d: probe_upstream(u, setup, seeds=args.seeds, schedule=args.schedule, progress=True)
+                       for d, u in upstreams.items()}
+            report["tasks"].append(domain_gate(task, results["speech"], results["music"]))
+            logger.info("%s: %s", task.name, report["tasks"][-1]["interval"])
+    report["pass"] = all(g["pass"] for g in report["units"].values()) and all(t["pass"] for t in report["tasks"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("gates.json", json.dumps(report, indent=2) + "\n"), ("gates.md", markdown(report))):
+        tmp = args.out / f".{name}.{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, args.out / name)
+    print(markdown(report))
+    return 0 if report["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
