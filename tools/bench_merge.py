@@ -43,6 +43,7 @@ from upstream_merged.permutation.audio import list_clips, load_clip  # noqa: E40
 from upstream_merged.permutation.calibration import forward_chunks  # noqa: E402
 from upstream_merged.upstream.hubert import hubert_model_input  # noqa: E402
 from upstream_merged.permutation.merge import align, build  # noqa: E402
+from upstream_merged.permutation.placement import resolve_batch_seconds, resolve_device  # noqa: E402
 from upstream_merged.permutation.recipe import Calibration  # noqa: E402
 from upstream_merged.permutation.spec import spec_for_model  # noqa: E402
 from upstream_merged.recipe import parse_recipe  # noqa: E402
@@ -289,8 +290,9 @@ def main() -> None:
                         help="frames kept per transformer site per second of audio")
     parser.add_argument("--cnn-fps", type=float, default=default["cnn_frames_per_second"],
                         help="frames kept per CNN site per second of audio")
-    parser.add_argument("--max-batch-seconds", type=float, default=default["max_batch_seconds"],
-                        help="padded audio per forward in the merge")
+    parser.add_argument("--max-batch-seconds", type=lambda text: text if text == "auto" else float(text),
+                        default=default["max_batch_seconds"],
+                        help="padded audio per forward in the merge (auto: the recipe default on --device)")
     parser.add_argument("--rss-clips", type=int, default=8, help="N of the RSS comparison (N vs 10N clips)")
     parser.add_argument("--effect-clips", type=int, default=16, help="clips of the subsample-effect comparison")
     parser.add_argument("--tiny", action="store_true", help="tiny models (smoke run)")
@@ -309,6 +311,8 @@ def main() -> None:
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     logging.basicConfig(level=logging.WARNING)
+    if args.max_batch_seconds == "auto":  # what the merge resolves it to on this device (5 s on the CPU)
+        args.max_batch_seconds = resolve_batch_seconds("auto", resolve_device(args.device))
     if args.rss_child:
         rss_child(args)
         return

@@ -6,7 +6,10 @@ No CUDA here, so models and wavs go to the ``meta`` device and a TorchFunctionMo
   windows, filterbanks ...) but returns a tensor on the CPU is a factory that ignored the input's
   device - on a GPU it would land on the CPU. 0-dim results are allowed (CPU scalars mix with CUDA tensors);
 - ``item`` / ``bool`` / ``int`` / ``tolist`` on a device tensor is a host sync (meta tensors have no
-  values, so such a call would fail); it is recorded with its caller and answered with a dummy.
+  values, so such a call would fail); it is recorded with its caller and answered with a dummy;
+- a call that turns host data into a device tensor (``Tensor.to`` of a CPU tensor, ``torch.tensor``
+  of a Python list with a device) is a host-to-device copy: recorded as an upload (dtype and shape),
+  so tests can count them (audio moved once per batch, no lengths uploaded per forward).
 
 Findings are attributed to the first caller outside torch; only code of this package must be clean
 (a sync inside transformers' own attention-mask helper is reported, not failed).
@@ -36,6 +39,7 @@ TORCH = str(Path(torch.__file__).parent) + os.sep
 SYNCS = {torch.Tensor.item, torch.Tensor.__bool__, torch.Tensor.__int__, torch.Tensor.__float__,
          torch.Tensor.tolist, torch.Tensor.__index__}
 DUMMY = {torch.Tensor.__bool__: False, torch.Tensor.tolist: []}
+FROM_HOST_DATA = {torch.tensor, torch.as_tensor}
 
 
 def _caller() -> str:
@@ -53,6 +57,7 @@ class DeviceWatch(TorchFunctionMode):
         super().__init__()
         self.factories: List[Tuple[str, str]] = []
         self.syncs: List[Tuple[str, str]] = []
+        self.uploads: List[Tuple[str, str, torch.dtype, tuple]] = []  # (function, caller, dtype, shape)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -61,6 +66,12 @@ class DeviceWatch(TorchFunctionMode):
             self.syncs.append((func.__name__, _caller()))
             return DUMMY.get(func, 1)
         out = func(*args, **kwargs)
+        from_host = any(t.device.type == "cpu" and t.dim() > 0 for t in inputs) or (func in FROM_HOST_DATA and not inputs)
+        if from_host:
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.is_meta and t.dim() > 0:
+                    self.uploads.append((getattr(func, "__name__", str(func)), _caller(), t.dtype, tuple(t.shape)))
+                    break
         if not any(t.device.type == "cpu" for t in inputs):
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.dim() > 0:
@@ -90,14 +101,31 @@ def _meta_wavs() -> list:
 
 def test_the_watch_catches_a_cpu_default_factory_and_a_host_sync():
     watch = DeviceWatch()
-    x = torch.zeros(5, device="meta")
+    x, host = torch.zeros(5, device="meta"), torch.ones(6)
     with watch:
         torch.arange(x.shape[0])  # forgot device=x.device
         torch.zeros(3, device=x.device)  # fine
         torch.tensor(2.0)  # a 0-dim scalar: fine on CUDA as well
         int(x.sum())
+        torch.tensor([3, 4], device=x.device)  # a Python list copied to the device
+        host.to(x.device)  # a host tensor copied to the device
+        x + 1  # on the device: nothing
     assert [name for name, _ in watch.factories] == ["arange"]
     assert [name for name, _ in watch.syncs] == ["__int__"]
+    assert [(name, shape) for name, _, _, shape in watch.uploads] == [("tensor", (2,)), ("to", (6,))]
+
+
+def test_model_input_keeps_the_lengths_on_the_host():
+    from upstream_merged.upstream.hubert import hubert_model_input
+
+    watch = DeviceWatch()
+    with watch:
+        batch, mask = hubert_model_input(_meta_wavs(), normalize=True)
+    assert batch.is_meta and mask.is_meta and tuple(mask.shape) == (2, 16000)
+    assert not watch.ours(watch.uploads), f"host-to-device copies per forward: {watch.ours(watch.uploads)}"
+    watch.assert_clean()
+    cpu_batch, cpu_mask = hubert_model_input([torch.ones(5), torch.ones(3)], normalize=False)
+    assert cpu_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]] and cpu_mask.dtype == torch.long
 
 
 def test_hubert_family_upstream_creates_nothing_off_device():
@@ -164,6 +192,9 @@ def test_calibration_runs_on_the_models_device(monkeypatch):
     with watch:
         result = calibrator.run(list_clips(calibration, 0), 1.0, 2, progress=False)
     assert result.clips == 3
+    audio = [shape for _, caller, dtype, shape in watch.ours(watch.uploads) if dtype.is_floating_point]
+    # one copy per batch (2 clips, then 1), after the priming clip: never one per clip
+    assert audio == [(16000,), (32000,), (16000,)], audio
     assert all(m.raw.is_meta and m.sum_a.is_meta for group in result.moments.values() for m in group)
     watch.assert_clean()
 

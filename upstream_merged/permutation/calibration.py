@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
+from upstream_merged.permutation.placement import DEVICE_CHOICES, resolve_device  # noqa: F401 (re-exported)
 from upstream_merged.permutation.spec import PermutationSpec, Probe
 from upstream_merged.upstream.base import to_native_rate
 from upstream_merged.upstream.hubert import conv_output_length, hubert_model_input, receptive_field
@@ -79,27 +80,12 @@ class Shard:
             raise ValueError(f"shard rank {self.rank} is outside world size {self.world}")
 
 
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: Optional[str], local_rank: Optional[int] = None) -> torch.device:
-    """The torch device ``name`` means ('auto': CUDA when available, else CPU); ``cuda`` = cuda:LOCAL_RANK under torchrun."""
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise CalibrationError(f"device {name!r} was asked for but CUDA is not available here; "
-                                   "use --device cpu (or calibration.device: cpu / auto)")
-        # plain "cuda": this rank's GPU under torchrun, else the current device (a DDP process has set its own)
-        index = int(name.split(":", 1)[1]) if ":" in name else (
-            local_rank if local_rank is not None else torch.cuda.current_device())
-        if index >= torch.cuda.device_count():
-            raise CalibrationError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-        return torch.device("cuda", index)
-    raise CalibrationError(f"unknown device {name!r}: use {DEVICE_CHOICES}")
+def to_device(waves: Sequence[np.ndarray], device: torch.device) -> List[torch.Tensor]:
+    """Host waves as tensors on ``device``: one host-to-device copy for them all (views of it), none on the CPU."""
+    if torch.device(device).type == "cpu" or not waves:
+        return [torch.from_numpy(wave) for wave in waves]
+    moved = torch.from_numpy(np.concatenate(waves)).to(device)
+    return list(torch.split(moved, [len(wave) for wave in waves]))
 
 
 def forward_chunks(lengths: Sequence[int], max_batch_seconds: Optional[float], rate: int) -> List[List[int]]:
@@ -272,17 +258,22 @@ class Calibrator:
         self._check(result)
         return result
 
-    def _native(self, ref: ClipRef, clip_seconds: float):
-        """(wave at a's rate, wave at b's rate, seconds) of a clip, or (None, reason, seconds) when it is unusable."""
-        wave, rate = load_clip(ref, clip_seconds)
+    def _load(self, batch: Sequence[ClipRef], clip_seconds: float) -> List[Tuple[Optional[torch.Tensor], int]]:
+        """(wave on the device, rate) per clip, decoded on the host and moved in one copy; (None, rate) for a silent clip."""
+        loaded = [load_clip(ref, clip_seconds) for ref in batch]
+        audible = [wave.size > 0 and float(np.abs(wave).max()) >= SILENCE_PEAK for wave, _ in loaded]
+        moved = iter(to_device([wave for (wave, _), keep in zip(loaded, audible) if keep], self.device))
+        return [(next(moved) if keep else None, rate) for (_, rate), keep in zip(loaded, audible)]
+
+    def _native(self, ref: ClipRef, tensor: Optional[torch.Tensor], rate: int):
+        """(wave at a's rate, wave at b's rate, seconds) of a loaded clip, or (None, reason, seconds) when it is unusable."""
         name = ref.path or f"{ref.kind}#{ref.seed}"
-        if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
+        if tensor is None:
             return None, f"{name}: silent", 0.0
-        tensor = torch.from_numpy(wave).to(self.device)
         native_a, native_b = to_native_rate(tensor, rate, self.a.sample_rate), to_native_rate(tensor, rate, self.b.sample_rate)
         if len(native_a) < self.min_samples[self.a.sample_rate] or len(native_b) < self.min_samples[self.b.sample_rate]:
-            return None, f"{name}: {len(wave) / rate:.3f} s is shorter than one frame", 0.0
-        return native_a, native_b, len(wave) / rate
+            return None, f"{name}: {len(tensor) / rate:.3f} s is shorter than one frame", 0.0
+        return native_a, native_b, len(tensor) / rate
 
     def _prime(self, refs: Sequence[ClipRef], clip_seconds: float) -> None:
         """Set every accumulator's reference shift from the start of the first usable clip, forwarded alone, all frames.
@@ -294,7 +285,7 @@ class Calibrator:
         try:
             for seconds in dict.fromkeys((min(clip_seconds, PRIME_SECONDS), clip_seconds)):  # whole clips if every start is silent
                 for ref in refs:
-                    native_a, native_b, _ = self._native(ref, seconds)
+                    native_a, native_b, _ = self._native(ref, *self._load([ref], seconds)[0])
                     if native_a is None:
                         continue
                     self._forward_pair([ref], [native_a], [native_b], keep_all=True)
@@ -320,8 +311,8 @@ class Calibrator:
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
-        for ref in batch:
-            native_a, native_b, seconds = self._native(ref, clip_seconds)
+        for ref, (tensor, rate) in zip(batch, self._load(batch, clip_seconds)):
+            native_a, native_b, seconds = self._native(ref, tensor, rate)
             if native_a is None:
                 if native_b.endswith("silent"):
                     result.silent += 1

@@ -17,7 +17,8 @@ from upstream_merged.models.hubert import LoadedEncoder, load_hubert_family
 from upstream_merged.core.memory import release_free_memory
 from upstream_merged.permutation.apply import permute_model_
 from upstream_merged.permutation.audio import ClipRef, list_clips, load_clip
-from upstream_merged.permutation.calibration import Calibrator, Shard, resolve_device
+from upstream_merged.permutation.calibration import Calibrator, Shard
+from upstream_merged.permutation.placement import launch_place, resolve_batch_seconds, resolve_device
 from upstream_merged.permutation.matching import GroupMatch, match
 from upstream_merged.permutation.presets import PRESETS
 from upstream_merged.permutation.report import default_heatmap_groups
@@ -165,8 +166,8 @@ def calibrate(encoder_a: LoadedEncoder, encoder_b: LoadedEncoder, components: Se
     with on_device((encoder_a, encoder_b), device):
         calibrator = Calibrator(encoder_a, encoder_b, spec, names, calibration.frames_per_second, seed,
                                 cnn_frames_per_second=calibration.cnn_frames_per_second,
-                                max_batch_seconds=calibration.max_batch_seconds, device=device, cross_dtype=dtype,
-                                shard=shard)
+                                max_batch_seconds=resolve_batch_seconds(calibration.max_batch_seconds, device),
+                                device=device, cross_dtype=dtype, shard=shard)
         result = calibrator.run(refs, calibration.clip_seconds, calibration.batch_size, progress=progress)
     return spec, names, result
 
@@ -293,8 +294,7 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     heatmaps = recipe.report.heatmap_groups
     groups = [name for name in components_groups(encoder_a, components) if name not in skip]
     keep = heatmaps if heatmaps is not None else default_heatmap_groups(groups)
-    local_rank = None if shard is None else _local_rank()
-    target = resolve_device(device or recipe.calibration.device, local_rank)
+    target = resolve_device(device or recipe.calibration.device, None if shard is None else launch_place())
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
                       keep=keep, device=target, shard=shard, skip=skip)
     drift: dict = {}
@@ -329,12 +329,6 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     return out_dir
 
 
-def _local_rank() -> int:
-    import os
-
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
 @seeded_by_recipe
 def calibrate_shard(recipe, shard: Shard, device: Optional[str] = None) -> None:
     """A non-writing rank of a sharded merge: calibrate this rank's clips and join the all-reduce (rank 0 builds)."""
@@ -344,7 +338,7 @@ def calibrate_shard(recipe, shard: Shard, device: Optional[str] = None) -> None:
         return
     encoder_a, encoder_b, _, _ = load_sources(recipe)
     policy = cnn_policy(encoder_a.model, encoder_b.model)
-    target = resolve_device(device or recipe.calibration.device, _local_rank())
+    target = resolve_device(device or recipe.calibration.device, launch_place())
     calibrate(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=False,
               device=target, shard=shard, skip=cnn_groups_to_skip(encoder_a.model, policy))
 

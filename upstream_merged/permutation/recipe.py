@@ -1,9 +1,9 @@
 """Recipe schema of the correlation-permutation merge (``method: permutation``), strictly validated."""
 from __future__ import annotations
 
-from typing import List, Literal, Optional, Tuple
+from typing import List, Literal, Optional, Tuple, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveFloat, field_validator, model_validator
 
 from upstream_merged.permutation.presets import DEFAULT_PRESET, PRESETS, match_preset
 from upstream_merged.recipe import RecipeBase, StrictModel, register_method
@@ -54,7 +54,9 @@ class Calibration(StrictModel):
     batch_size: int = Field(16, ge=1)
     frames_per_second: Optional[float] = Field(10.0, gt=0)  # transformer sites (50 frames/s at 16 kHz)
     cnn_frames_per_second: Optional[float] = Field(100.0, gt=0)  # CNN sites: cheap per frame, up to 3,200 frames/s
-    max_batch_seconds: Optional[float] = Field(5.0, gt=0)  # padded audio per forward; bigger batches are split (peak RSS)
+    # padded audio per forward (bigger batches are split: activation memory stays flat); auto = 5 s on the CPU,
+    # scaled to the GPU's memory on CUDA (placement.auto_batch_seconds); null = whole batches
+    max_batch_seconds: Union[Literal["auto"], PositiveFloat, None] = "auto"
     shuffle: bool = True
     drift_clips: int = Field(1, ge=0)
     # where the calibration pass runs: auto = CUDA when available (results equal the CPU path; see the docs)

@@ -50,11 +50,14 @@ def validate_wavs(wavs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     return checked
 
 
-def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad 1-D wavs into (B, T) with T >= min_length; also return the true lengths (B,)."""
-    sizes = [len(w) for w in wavs]  # on the host: no device sync for the padded length
-    lengths = torch.tensor(sizes, device=wavs[0].device)
-    batch = wavs[0].new_zeros(len(wavs), max(max(sizes), min_length))
+def pad_batch(wavs: Sequence[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, List[int]]:
+    """Zero-pad 1-D wavs into (B, T) with T >= min_length; also return the true lengths, a list on the host.
+
+    The lengths never become a device tensor: building one from a Python list is a blocking host-to-device
+    copy on every forward.
+    """
+    lengths = [len(w) for w in wavs]
+    batch = wavs[0].new_zeros(len(wavs), max(max(lengths), min_length))
     for row, wav in enumerate(wavs):
         batch[row, : len(wav)] = wav
     return batch, lengths

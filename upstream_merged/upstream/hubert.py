@@ -38,9 +38,12 @@ def hubert_model_input(waves: List[torch.Tensor], normalize: bool, min_length: i
     if normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True), over the true length
         waves = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in waves]
     batch, lengths = pad_batch(waves, min_length=min_length)
-    # The padding mask (as s3prl's fairseq and HF HuBERT experts pass it) keeps padded frames out of attention.
-    positions = torch.arange(batch.shape[1], device=batch.device)
-    return batch, (positions[None, :] < lengths[:, None]).long()
+    # The padding mask (as s3prl's fairseq and HF HuBERT experts pass it) keeps padded frames out of attention;
+    # filled row by row from the host lengths (no host-to-device copy of them).
+    mask = torch.zeros(batch.shape, dtype=torch.long, device=batch.device)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    return batch, mask
 
 
 def keep_input_graph(model: nn.Module) -> None:
