@@ -29,26 +29,87 @@ def run(rank: int, world: int, init: str, dir_a: str, dir_b: str, calibration: d
         dist.destroy_process_group()
 
 
-def build_entry_in_group(rank: int, world: int, init: str, recipe: dict, result: str) -> None:
-    """Inside a ``world``-rank gloo group (as s3prl's DDP training), build a merge through the hub cache on a miss."""
-    import os
+def s3prl_upstream_in_group(rank: int, world: int, init: str, entry: str, recipe_file: str, result: str) -> None:
+    """Construct hub entry ``entry`` (-g ``recipe_file``) exactly as s3prl 0.4.18's runner does, in a gloo group.
 
-    from upstream_merged.hub.common import build_cached
-    from upstream_merged.recipe import parse_recipe
+    ``s3prl/downstream/runner.py``, ``Runner._get_upstream``: ranks > 0 wait in a barrier while rank 0
+    constructs the upstream, then construct it themselves (with refresh off) once rank 0 reaches its
+    own barrier. Any build here (a hub cache miss) would happen inside that window, so the worker makes
+    building fail loudly: a cache hit must load on every rank without building.
+    """
+    import os
+    import time
+
+    import s3prl.hub as hub
+
+    import upstream_merged.hub.common as common
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    calls = []
-    original = dist.all_reduce
-    dist.all_reduce = lambda *args, **kwargs: calls.append("all_reduce") or original(*args, **kwargs)
+    common.build_atomically = lambda *args, **kwargs: (_ for _ in ()).throw(AssertionError("built inside the group"))
+    Upstream = getattr(hub, entry)
+    outcome = {"rank": rank, "pid": os.getpid()}
     try:
-        built = build_cached(parse_recipe(recipe))
-    finally:
-        dist.all_reduce = original
+        upstream_refresh = False
+        if dist.is_initialized() and dist.get_rank() > 0:
+            torch.distributed.barrier()
+            upstream_refresh = False
+        model = Upstream(ckpt=None, model_config=recipe_file, refresh=upstream_refresh).to("cpu")
+        if dist.is_initialized() and dist.get_rank() == 0:
+            torch.distributed.barrier()
+        with torch.inference_mode():
+            outcome["layers"] = len(model([torch.zeros(1600)])["hidden_states"])
+    except BaseException as err:
+        outcome.update(error=f"{type(err).__name__}: {err}", ended=time.time())
+        with open(result, "w") as handle:
+            json.dump(outcome, handle)
+        raise
     with open(result, "w") as handle:
-        json.dump({"dir": str(built), "collectives": len(calls), "pid": os.getpid()}, handle)
-    dist.barrier()
+        json.dump(outcome, handle)
     dist.destroy_process_group()
+
+
+def sharded_merge_rank(rank: int, world: int, port: int, recipe: dict, out: str, log: str) -> None:
+    """One rank of a torchrun-style merge (env:// rendezvous); rank 1 raises in its calibration and then, as an
+    NCCL rank looks to its peers (gloo would wake them when its sockets close), stays alive without a teardown."""
+    import logging
+    import os
+    import time
+
+    import upstream_merged.permutation.merge as merge
+    from upstream_merged.permutation.distributed import sharded_merge
+    from upstream_merged.recipe import parse_recipe
+
+    torch.set_num_threads(1)
+    logging.basicConfig(filename=log, level=logging.INFO, force=True)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if rank == 1:
+        def fail(*args, **kwargs):
+            with open(log + ".failed", "w") as handle:
+                handle.write(str(time.time()))
+            raise RuntimeError(f"rank {rank} fails on purpose")
+
+        merge.calibrate_shard = fail
+        dist.destroy_process_group = lambda *args, **kwargs: None
+        try:
+            sharded_merge(parse_recipe(recipe), out, progress=False)
+        finally:
+            time.sleep(120)
+    sharded_merge(parse_recipe(recipe), out, progress=False)
+
+
+def watched_rank(rank: int, world: int, store_path: str, stale_seconds: float, log: str) -> None:
+    """A RankWatch on a FileStore around 60 s of idle work; ends by the watch when a peer stops beating."""
+    import logging
+    import time
+
+    from upstream_merged.permutation.rank_watch import RankWatch
+
+    logging.basicConfig(filename=log, level=logging.INFO, force=True)
+    with RankWatch(dist.FileStore(store_path, world), rank, world, beat_seconds=0.2, stale_seconds=stale_seconds,
+                   poll_seconds=0.1):
+        time.sleep(60)
 
 
 if __name__ == "__main__":

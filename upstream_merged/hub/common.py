@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from upstream_merged.cache import build_atomically, content_key
+from upstream_merged.hub.group_guard import refuse_build_in_process_group
 from upstream_merged.recipe import RecipeBase, RecipeError, load_recipe, methods, recipe_dict
 from upstream_merged.sources import cache_root, resolve_source
 
@@ -109,11 +110,16 @@ def merged_cache_dir(recipe: RecipeBase) -> Path:
     return cache_root() / "merged" / f"{recipe.method}-{content_key(material)}"
 
 
-def build_cached(recipe: RecipeBase, refresh: bool = False) -> Path:
-    """Build ``recipe`` once into the cache (atomically) and return the finished directory."""
+def build_cached(recipe: RecipeBase, refresh: bool = False, entry: str = "this hub entry") -> Path:
+    """Build ``recipe`` once into the cache (atomically) and return the finished directory.
+
+    Inside a multi-rank torch.distributed group (s3prl's DDP training) a cache miss or ``refresh`` is a
+    :class:`~upstream_merged.hub.group_guard.PrebuildRequired` error naming ``entry`` and the pre-build command.
+    """
     target = merged_cache_dir(recipe)
     spec = methods()[recipe.method]
     if not refresh and (target / ".complete").is_file():
         return target
+    refuse_build_in_process_group(entry, recipe, target, refresh)
     logger.info("building %s into %s (first use)", recipe.method, target)
     return build_atomically(target, lambda tmp: spec.build(recipe, tmp, recipe_text=None, progress=True), refresh=refresh)

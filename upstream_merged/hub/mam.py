@@ -96,7 +96,7 @@ def _mam(name: str, default_recipe: str, what: str) -> None:
         if recipe.learnable:
             raise ValueError(f"{name} merges with a fixed λ but the recipe has `learnable: true`; use an lmam_* entry")
         _recipe_pair(name, recipe, f"the recipe {model_config or ckpt or default_recipe}")
-        return merged_dir_upstream(build_cached(recipe, refresh))
+        return merged_dir_upstream(build_cached(recipe, refresh, entry=name))
 
     entry.__doc__ = f"{name}: {what} (-g/-k recipe YAML, -k merged dir or target checkpoint)."
     hub_entry(name)(entry)

@@ -110,7 +110,7 @@ def register_entry(name: str, preset: Optional[str], default_recipe: Optional[st
         if ckpt and not is_recipe_file(ckpt):
             return merged_dir_upstream(ckpt, entry=name, preset=preset)
         recipe = entry_recipe(ckpt, model_config, default_recipe, preset, entry=name)
-        return merged_dir_upstream(build_cached(recipe, refresh), entry=name, preset=preset)
+        return merged_dir_upstream(build_cached(recipe, refresh, entry=name), entry=name, preset=preset)
 
     entry.__doc__ = f"{name}: {what}" + (" (-g/-k recipe YAML, -k merge dir)." if default_recipe else ".")
     hub_entry(name)(entry)
