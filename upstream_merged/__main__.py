@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
     merge.add_argument("--device", default=None, choices=None, metavar="{auto,cpu,cuda,cuda:N}",
                        help="where a permutation merge calibrates (default: the recipe's calibration.device, auto = "
-                            "CUDA when available); not recorded in OUT, whose bytes do not depend on it")
+                            "CUDA when available; under torchrun cuda/auto = each rank's cuda:LOCAL_RANK); not "
+                            "recorded in OUT")
 
     add_command(sub, "entries", _cmd_entries, "list the plugin's hub entries")
 
