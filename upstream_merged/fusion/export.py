@@ -29,7 +29,7 @@ from upstream_merged.fusion.recipe import FusionRecipe
 from upstream_merged.hub.common import choose_recipe
 from upstream_merged.hub.fusion import DEFAULT_RECIPES
 from upstream_merged.models.checkpoint import CheckpointError
-from upstream_merged.registry import allow_runner_checkpoints
+from upstream_merged.registry import allow_runner_checkpoints, entries
 from upstream_merged.upstream.frozen_state import FINGERPRINT_KEY
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def run_recipe(checkpoint: Path) -> tuple[FusionRecipe, Optional[Dict[str, Path]
     allow_runner_checkpoints()
     args = torch.load(str(checkpoint), map_location="cpu", weights_only=True).get("Args")
     entry = getattr(args, "upstream", None)
+    entries()  # every entry module registers its fusion entries (hub/small.py, hub/controls.py add to DEFAULT_RECIPES)
     if entry not in DEFAULT_RECIPES:
         raise ValueError(f"{checkpoint}: upstream {entry!r} is not a fusion entry ({', '.join(sorted(DEFAULT_RECIPES))})")
     ckpt, config = getattr(args, "upstream_ckpt", None), getattr(args, "upstream_model_config", None)
