@@ -60,3 +60,16 @@ def test_missing_fluidsynth_names_the_packages(monkeypatch):
     monkeypatch.setattr(sampled.shutil, "which", lambda name: None)
     with pytest.raises(sampled.FluidsynthMissingError, match="fluid-soundfont-gm"):
         sampled.soundfont()
+
+
+def test_render_notes_in_one_run_equals_one_run_per_note():
+    notes = [(73, 72, 100), (19, 60, 50), (0, 57, 127), (32, 40, 75)]
+    batch = sampled.render_notes(notes, 2.0)
+    assert [a.shape for a in batch] == [(32000,)] * 4
+    for (program, pitch, velocity), audio in zip(notes, batch):
+        single = sampled.render_note(program, pitch, velocity, 2.0)
+        # the same note (up to fluidsynth's voice state), nothing leaking in from its neighbours
+        assert np.corrcoef(audio, single)[0, 1] > 0.9995
+        assert np.abs(audio[:80]).max() <= np.abs(single[:80]).max() + 0.01  # no tail of the previous note
+        assert abs(1200 * np.log2(_f0(audio) / music.midi_to_hz(pitch))) < 60
+    assert sampled.render_notes([], 2.0) == []

@@ -1,12 +1,24 @@
-"""upstream_merged.synth.voices: three engines, independent speaker traits, trimmed silence, determinism."""
+"""upstream_merged.synth.voices: three engines, independent speaker traits, trimmed silence, determinism, distinct speakers, batch synthesis."""
 from __future__ import annotations
+
+import collections
+import itertools
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile
+import soundfile as sf
+from scipy.stats import spearmanr
 
 from upstream_merged.synth import voices
+from upstream_merged.synth.speech import Speaker
 from upstream_merged.synth.voices import Voice
+
+ENGINES_PRESENT = all(shutil.which(p) for p in ("espeak-ng", "flite", "text2wave", "festival", "sox"))
+needs_engines = pytest.mark.skipif(not ENGINES_PRESENT, reason="espeak-ng, flite, festival and sox are required "
+                                                                "(tools/setup_env.sh installs them)")
 
 
 @pytest.mark.parametrize("engine", voices.ENGINES)
@@ -56,3 +68,63 @@ def test_a_missing_engine_names_the_apt_packages(monkeypatch):
     monkeypatch.setattr(voices.shutil, "which", lambda name: None if name == "text2wave" else "/usr/bin/" + name)
     with pytest.raises(voices.ToolMissingError, match="apt-get install -y festival festvox-kallpc16k"):
         voices.require_programs("text2wave", "sox")
+
+
+@pytest.mark.parametrize("count,seed", [(40, 0), (60, 0), (60, 1)])
+def test_distinct_voices_have_no_near_duplicates(count, seed):
+    speakers = voices.distinct_voices(count, seed)
+    assert speakers == voices.distinct_voices(count, seed)
+    assert len(set(speakers)) == count
+    # no two speakers of one timbre (the same recorded/modelled voice) within 0.2 of the trait spans
+    assert voices.near_duplicates(speakers, 0.2) == []
+    # every speaker of the 25 timbres is used about equally often: no timbre takes a big share
+    per_timbre = collections.Counter(voices.timbre(v) for v in speakers)
+    assert max(per_timbre.values()) <= int(np.ceil(count * 0.5 / 5)) + 1
+    assert {v.engine for v in speakers} == set(voices.ENGINES)
+
+
+def test_distinct_voice_traits_are_spread_and_independent():
+    speakers = voices.distinct_voices(60, 0)
+    pitch = np.array([v.pitch_cents for v in speakers])
+    formant = np.array([v.formant for v in speakers])
+    rate = np.array([v.rate for v in speakers])
+    for values, (low, high) in ((pitch, voices.PITCH_RANGE), (formant, voices.FORMANT_RANGE), (rate, voices.RATE_RANGE)):
+        assert len(np.unique(values)) == 60 and values.min() == pytest.approx(low) and values.max() == pytest.approx(high)
+        # an evenly spaced grid: no clusters (the old Speaker.from_index had 3 pitch clusters)
+        gaps = np.diff(np.sort(values))
+        assert gaps.max() < 2.5 * (high - low) / 59
+    for a, b in itertools.combinations((pitch, formant, rate), 2):
+        assert abs(spearmanr(a, b)[0]) < 0.35
+    assert {v.espeak_pitch for v in speakers} == {50}  # pitch_cents alone sets the pitch offset
+    accents = {v.name.split("+")[0] for v in speakers if v.engine == "espeak"}
+    assert len(accents) == len(voices.ESPEAK_ACCENTS)
+
+
+def test_near_duplicates_finds_a_copied_speaker():
+    speakers = voices.distinct_voices(20, 0)
+    twin = replace(speakers[3], pitch_cents=speakers[3].pitch_cents + 20, rate=speakers[3].rate + 0.01)
+    found = voices.near_duplicates(speakers + [twin], 0.2)
+    assert [(i, j) for i, j, _ in found] == [(3, 20)]
+    # an alias of the same recorded speaker counts as the same timbre
+    assert voices.timbre(Voice("flite", "kal16")) == voices.timbre(Voice("festival", "kal_diphone"))
+
+
+def test_old_speaker_from_index_is_kept_for_old_sets():
+    assert Speaker.from_index(0) == Speaker("en-us", 30, 140)
+    pitches = sorted(Speaker.from_index(i).pitch for i in range(16))
+    assert max(np.diff(pitches)) > 10  # the clusters the docstring now warns about
+
+
+@needs_engines
+def test_synthesize_many_equals_synthesize(tmp_path):
+    jobs = [("yes.", Voice("espeak", "en-gb+f2", pitch_cents=120, formant=1.05, rate=0.9), tmp_path / "a.wav", ()),
+            ("no.", Voice("flite", "awb", pitch_cents=-80, formant=0.95), tmp_path / "b.wav", ("gain", "-3")),
+            ("the old dog sees a red river.", Voice("festival", "kal_diphone", rate=1.1), tmp_path / "c.wav", ()),
+            ("go.", Voice("festival", "kal_diphone", pitch_cents=200), tmp_path / "d.wav", ())]
+    done = []
+    seconds = voices.synthesize_many(jobs, workers=2, festival_chunk=2, progress=done.append)
+    assert sum(done) == len(jobs) and all(s > 0.1 for s in seconds)
+    for text, voice, path, effects in jobs:
+        single = tmp_path / f"single_{path.name}"
+        assert voices.synthesize(text, voice, single, extra_effects=effects) == pytest.approx(seconds[jobs.index((text, voice, path, effects))])
+        assert np.array_equal(sf.read(path)[0], sf.read(single)[0]), path.name

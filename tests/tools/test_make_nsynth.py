@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_nsynth.py"
@@ -57,3 +58,49 @@ def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
     result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr
+
+
+# ----------------------------------------------------------------------------- --profile sampled
+SAMPLED = dict(notes=(1, 1, 2), seed=2, workers=2, families=["vocal", "organ"], quiet=True)
+
+
+def test_sampled_programs_split_disjointly_within_every_family():
+    programs = make_nsynth.family_programs()
+    assert set(programs) == set(NSYNTH_FAMILIES)
+    every = [p for group in programs.values() for p in group]
+    assert len(every) == len(set(every))  # each GM program in one family only
+    for family, group in programs.items():
+        split = make_nsynth.split_programs(group, np.random.default_rng(0))
+        assert sorted(p for s in split.values() for p in s) == sorted(group)
+        assert all(split[s] for s in make_nsynth.SPLIT_DIRS)
+
+
+def test_sampled_layout_disjointness_conditions_and_determinism(tmp_path):
+    summary = make_nsynth.build_sampled(tmp_path / "a", **SAMPLED)
+    make_nsynth.build_sampled(tmp_path / "b", **SAMPLED)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    # vocal: 3 programs (1/1/1), organ: 6 (4/1/1); 1 note per train, 1 per valid, 2 per test instrument
+    assert summary["clips"] == {"nsynth-train": 5, "nsynth-valid": 2, "nsynth-test": 4}
+    assert set(summary["instrument_overlap"].values()) == {0}
+    programs = {}
+    for split in make_nsynth.SPLIT_DIRS:
+        examples = json.loads((tmp_path / "a" / split / "examples.json").read_text())
+        programs[split] = {e["gm_program"] for e in examples.values()}
+        for note_id, entry in examples.items():
+            assert FIELDS <= set(entry) and entry["note_str"] == note_id
+            assert note_id == f"{entry['instrument_str']}-{entry['pitch']:03d}-{entry['velocity']:03d}"
+            assert NSYNTH_FAMILIES[entry["instrument_family"]] == entry["instrument_family_str"]
+            low, high = make_nsynth.SAMPLED_RANGES[entry["instrument_family_str"]]
+            assert low <= entry["pitch"] <= high and entry["velocity"] in make_nsynth.VELOCITIES
+            audio, rate = sf.read(tmp_path / "a" / split / "audio" / f"{note_id}.wav")
+            assert rate == 16000 and audio.shape == (64000,)
+            condition = entry["condition"]
+            assert 20 * np.log10(np.abs(audio).max()) == pytest.approx(condition["peak_dbfs"], abs=0.05)
+            if split == "nsynth-test":
+                assert condition["noise"] != "none"  # music_test always adds noise
+    assert not (programs["nsynth-train"] & programs["nsynth-test"]) and not (programs["nsynth-valid"] & programs["nsynth-test"])
+    rows = [json.loads(line) for line in (tmp_path / "a" / "clips.jsonl").read_text().splitlines()]
+    assert len(rows) == 11 and all((tmp_path / "a" / r["path"]).is_file() for r in rows)
+    for target in ("pitch", "instrument_family"):
+        data = read_nsynth({"nsynth_root": str(tmp_path / "a")}, target)
+        assert [len(data.splits[s]) for s in ("train", "dev", "test")] == [5, 2, 4]
