@@ -98,10 +98,14 @@ def unit_gate(run: Path) -> dict:
 
 def domain_gate(task: GateTask, speech: Sequence, music: Sequence) -> dict:
     """Gate (b) for one task from the two encoders' probe results (same seeds, same test clips)."""
-    from upstream_merged.evaluation.stats import compare_seeds
+    import numpy as np
+
+    from upstream_merged.evaluation.stats import align_by_id, paired_bootstrap
 
     own, other = (speech, music) if task.domain == "speech" else (music, speech)
-    paired = compare_seeds([r.correct() for r in own], [r.correct() for r in other])
+    own_flags = np.stack([align_by_id(r.correct(), other[0].correct())[0] for r in own])  # (seeds, clips)
+    other_flags = np.stack([align_by_id(own[0].correct(), r.correct())[1] for r in other])
+    paired = paired_bootstrap(own_flags, other_flags)
     mean = lambda results: sum(r.test_accuracy.value for r in results) / len(results)  # noqa: E731
     return {"task": task.name, "domain": task.domain, "speech_accuracy": round(mean(speech), 4),
             "music_accuracy": round(mean(music), 4), "own_minus_other": paired.as_dict(),
