@@ -1,4 +1,5 @@
-"""permutation/sweep.py: alpha-sweep recipes (aligned vs linear) that merged_hubert_mert_custom -k builds; alpha is a's weight."""
+"""permutation/sweep.py: alpha-sweep recipes (aligned vs linear) that merged_hubert_mert_custom -k builds;
+alpha is the weight of source a."""
 from __future__ import annotations
 
 import pytest
@@ -58,7 +59,8 @@ def test_sources_can_point_at_directories_and_bad_sweeps_are_refused(tmp_path):
 def test_written_recipes_say_what_they_equal_and_are_not_overwritten(tmp_path, capsys):
     assert main(["small_hubert_mert", str(tmp_path), "--alphas", "0.5", "0.9"]) == 0
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == sorted(f"small_hubert_mert_{p}_alpha{a}.yaml" for p in ("cnn_ffn_attn", "linear") for a in ("0.50", "0.90"))
+    assert written == sorted(f"small_hubert_mert_{p}_alpha{a}.yaml"
+                             for p in ("cnn_ffn_attn", "linear") for a in ("0.50", "0.90"))
     text = (tmp_path / "small_hubert_mert_linear_alpha0.50.yaml").read_text()
     assert "equals preset avg (paper Table I ID 3)" in text and "-u merged_hubert_mert_custom -k" in text
     assert "a custom setting" in (tmp_path / "small_hubert_mert_cnn_ffn_attn_alpha0.50.yaml").read_text()
