@@ -21,7 +21,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -32,33 +32,38 @@ UNIT_GATE = 2.0  # held-out masked accuracy / majority-unit accuracy
 
 @dataclass(frozen=True)
 class GateTask:
-    """An evaluation task of gate (b): stock -d / -c / -o and the domain whose encoder must win it."""
+    """An evaluation task of gate (b): the stock task (-d / -c / -o) and the domain whose encoder must win it."""
 
-    name: str
-    downstream: str
-    config: str
-    overrides: Mapping[str, str]
+    run: "TaskRun"  # upstream_merged.evaluation.validate.TaskRun
     domain: str  # speech | music
+
+    @property
+    def name(self) -> str:
+        """The task's short name (ks, sid, pitch, instrument)."""
+        return self.run.name
 
 
 def evalset_tasks(root: Path, configs: Path = REPO / "downstream_configs") -> List[GateTask]:
     """The four evaluation tasks on the sets under ``root`` (written by make_speech_commands / make_voxceleb1 /
     make_nsynth --profile ...): keyword spotting and speaker ID (speech), pitch class and instrument family (music)."""
+    from upstream_merged.evaluation.validate import TaskRun
+
     root = Path(root)
-    tasks = [
-        GateTask("ks", "speech_commands", str(configs / "speech_commands_cpu_small.yaml"), {
+    runs = [
+        TaskRun("ks", "speech_commands", str(configs / "speech_commands_cpu_small.yaml"), {
             "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands" / "speech_commands_v0.01"),
             "config.downstream_expert.datarc.speech_commands_test_root":
-                str(root / "speech_commands" / "speech_commands_test_set_v0.01")}, "speech"),
-        GateTask("sid", "voxceleb1", str(configs / "voxceleb1_cpu_small.yaml"), {
+                str(root / "speech_commands" / "speech_commands_test_set_v0.01")}),
+        TaskRun("sid", "voxceleb1", str(configs / "voxceleb1_cpu_small.yaml"), {
             "config.downstream_expert.datarc.file_path": str(root / "voxceleb1"),
-            "config.downstream_expert.datarc.meta_data": str(root / "voxceleb1" / "iden_split.txt")}, "speech"),
-        GateTask("pitch", "nsynth_pitch", str(configs / "nsynth_pitch_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}, "music"),
-        GateTask("instrument", "nsynth_instrument", str(configs / "nsynth_instrument_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}, "music"),
+            "config.downstream_expert.datarc.meta_data": str(root / "voxceleb1" / "iden_split.txt")}),
+        TaskRun("pitch", "nsynth_pitch", str(configs / "nsynth_pitch_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}),
+        TaskRun("instrument", "nsynth_instrument", str(configs / "nsynth_instrument_cpu_small.yaml"), {
+            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}),
     ]
-    missing = [t.name for t in tasks if not all(Path(v).exists() for v in t.overrides.values())]
+    tasks = [GateTask(run, domain) for run, domain in zip(runs, ("speech", "speech", "music", "music"))]
+    missing = [t.name for t in tasks if not all(Path(v).exists() for v in t.run.overrides.values())]
     if missing:
         raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (see docs/reproduction.md)")
     return tasks
@@ -171,7 +176,7 @@ def main(argv=None) -> int:
         upstreams = {"speech": Upstream("hubert_small", ckpt=str(encoders["speech"])),
                      "music": Upstream("mert_small", ckpt=str(encoders["music"]))}
         for task in tasks:
-            setup = setup_from(task.downstream, task.config, dict(task.overrides))
+            setup = setup_from(task.run.downstream, task.run.config, dict(task.run.overrides))
             results = {d: probe_upstream(u, setup, seeds=args.seeds, schedule=args.schedule, progress=True)
                        for d, u in upstreams.items()}
             report["tasks"].append(domain_gate(task, results["speech"], results["music"]))
