@@ -14,8 +14,9 @@ from upstream_merged.recipe import load_recipe, recipe_yaml
 
 
 @pytest.fixture
-def in_a_group(monkeypatch):
-    """This process is rank 1 of a 4-rank group; any build fails the test."""
+def in_a_group(monkeypatch, tmp_path):
+    """This process is rank 1 of a 4-rank group with a cache of its own; any build fails the test."""
+    monkeypatch.setenv("UPSTREAM_MERGED_CACHE", str(tmp_path / "cache"))  # the session cache may hold these builds
     monkeypatch.setattr(guard, "process_group_place", lambda: (1, 4))
     monkeypatch.setattr(common, "build_atomically", lambda *a, **k: pytest.fail("built inside the group"))
 
