@@ -207,10 +207,7 @@ def build_power(out: Path, n_train: int = 220, n_dev: int = 40, n_test: int = 10
 
 def power_summary(rows: list[dict], seconds: float) -> dict:
     """Clip counts per split and class, speakers per split, their overlaps and the generation time."""
-    def split_of_row(row: dict) -> str:
-        return row["split"]
-
-    counts = {split: sum(1 for r in rows if split_of_row(r) == split) for split in ("train", "dev", "test")}
+    counts = {split: sum(1 for r in rows if r["split"] == split) for split in ("train", "dev", "test")}
     per_class = {split: {c: sum(1 for r in rows if r["split"] == split and r["label"] == c)
                          for c in sorted({r["label"] for r in rows if r["split"] == split})}
                  for split in ("train", "dev", "test")}
