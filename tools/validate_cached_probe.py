@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -38,10 +39,13 @@ CONFIGS = REPO / "downstream_configs"
 
 
 def dataset_dir(work: Path, script: str, args: Sequence[str]) -> Path:
-    """Generate ``tools/<script> OUT ARGS`` once into work/data/<script>-<key> (key: generator sources + args)."""
-    material = (REPO / "tools" / script).read_bytes() + (REPO / "tools" / "synth.py").read_bytes() + repr(list(args)).encode()
-    for source in sorted((REPO / "upstream_merged" / "synth").glob("*.py")):
-        material += source.read_bytes()
+    """Generate ``tools/<script> OUT ARGS`` once into work/data/<script>-<key> (key: the tool's source + args).
+
+    As in tools/reproduce_table.py, the key covers the generator script and its arguments, not the
+    synthesis library it imports (upstream_merged/synth), so work on that library does not regenerate
+    a validation set half-way through; delete work/data to regenerate.
+    """
+    material = (REPO / "tools" / script).read_bytes() + repr(list(args)).encode()
     final = work / "data" / f"{Path(script).stem}-{hashlib.sha256(material).hexdigest()[:10]}"
     if final.is_dir():
         logger.info("data: cached %s", final)
@@ -144,6 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--nsynth-seconds", type=float, default=2.0)
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "cached_probe_validation")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "cached_probe_validation")
+    parser.add_argument("--jobs", type=int, default=3, help="stock runs at a time (one torch thread each; default 3)")
     parser.add_argument("--force", action="store_true", help="overwrite validation.json / .md in --out")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -156,9 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from upstream_merged.evaluation.features import Upstream
     from upstream_merged.evaluation.probe import Schedule
     from upstream_merged.evaluation.tasks import TaskSetup, describe
-    from upstream_merged.evaluation.validate import validate
+    from upstream_merged.evaluation.validate import package_root, run_stock, stock_sweep_dir, validate
+
+    if package_root() != REPO:
+        parser.error(f"upstream_merged is imported from {package_root()}, not this checkout {REPO} (the venv's editable "
+                     f"install points elsewhere): run tools/setup_env.sh, or set PYTHONPATH={REPO}")
 
     start = time.monotonic()
     work = args.work_dir.resolve()
@@ -166,6 +176,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       args.nsynth_seconds)
     converge = None if args.no_converge else Schedule.converge(args.converge_max_steps, args.converge_eval_step,
                                                                args.converge_patience, args.converge_min_steps)
+    upstreams = {entry: Upstream(entry) for entry in args.entries}
+    for upstream in upstreams.values():
+        logger.info("upstream %s: fingerprint %s", upstream.entry, upstream.fingerprint)  # builds a merge once
+    pairs = [(task, upstream) for task in tasks for upstream in upstreams.values()]
+    logger.info("%d stock runs, %d at a time", len(pairs), args.jobs)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # subprocesses: threads only wait
+        budgeted = [task.with_budget(args.steps, args.eval_step) for task, _ in pairs]
+        futures = [pool.submit(run_stock, up.entry, b, args.seed, stock_sweep_dir(up, b, work))
+                   for (_, up), b in zip(pairs, budgeted)]
+        for future in futures:
+            future.result()
     sizes: Dict[str, Dict[str, int]] = {}
     results = []
     for task in tasks:
@@ -173,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                          expdir=work / "cached_expdir" / task.name))
         for entry in args.entries:
             logger.info("== %s / %s", task.name, entry)
-            results.append(validate(entry, task, args.steps, args.eval_step, args.seed, work,
+            results.append(validate(upstreams[entry], task, args.steps, args.eval_step, args.seed, work,
                                     cached_seeds=args.cached_seeds, converge=converge,
                                     check_float32=not args.no_float32, progress=not args.quiet))
             r = results[-1]

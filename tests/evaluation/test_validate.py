@@ -15,6 +15,8 @@ def test_cached_probe_scores_what_the_stock_run_scores(ks_task, feature_root, tm
                           f"[{cached['low']:.3f}, {cached['high']:.3f}]")
     assert result.paired["clips"] == 24
     assert result.paired["low"] <= result.paired["difference"] <= result.paired["high"]
+    discordant = result.paired["mcnemar"]["only_a"] + result.paired["mcnemar"]["only_b"]
+    assert discordant <= 2, "same seed, same random stream: the two probes should agree clip by clip"
     assert cached["best_step"] in (50, 100) and cached["pool_first"]
     assert set(result.cached_seeds) == {1}
 

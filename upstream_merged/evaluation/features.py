@@ -48,10 +48,11 @@ from upstream_merged.sources import cache_root
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: index.json records rng_draws_per_forward
 TOLERABLE_SEQLEN_DIFF = 5  # s3prl.upstream.interfaces: frames may differ from samples / rate by less than this
 DTYPES = {"float16": np.float16, "float32": np.float32}
 SAMPLE_RATE = 16000
+MAX_REPLAYED_DRAWS = 4096  # rand([]) draws searched for when measuring an upstream's RNG use per forward
 
 
 def feature_cache_root() -> Path:
@@ -122,6 +123,40 @@ class Upstream:
         with torch.no_grad():
             layers = self.layers([torch.randn(SAMPLE_RATE)])
         return round(SAMPLE_RATE / layers[0].shape[1])
+
+    @cached_property
+    def rng_draws_per_forward(self) -> Optional[int]:
+        """How many ``torch.rand([])`` draws one forward takes from the global RNG (None: not that kind of use).
+
+        transformers' HuBERT encoder draws one number per layer for LayerDrop even in eval mode, so every
+        stock forward advances the RNG that the runner's samplers and the head's initialisation read
+        next. The probe replays these draws to follow the stock run's random stream. The global RNG
+        state is left as it was.
+        """
+        counts = []
+        saved = torch.get_rng_state()
+        try:
+            for _ in range(2):
+                before = torch.get_rng_state()
+                with torch.no_grad():
+                    self.model([torch.zeros(SAMPLE_RATE)])
+                after = torch.get_rng_state()
+                torch.set_rng_state(before)
+                for draws in range(MAX_REPLAYED_DRAWS + 1):
+                    if torch.equal(torch.get_rng_state(), after):
+                        counts.append(draws)
+                        break
+                    torch.rand([])
+                else:
+                    counts.append(None)
+                torch.set_rng_state(after)
+        finally:
+            torch.set_rng_state(saved)
+        if counts[0] != counts[1] or counts[0] is None:
+            log.warning("upstream %s uses the global RNG in a way the probe cannot replay (%s); cached probes "
+                        "follow the stock batches in distribution, not draw for draw", self.entry, counts)
+            return None
+        return counts[0]
 
     def layers(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
         """The selected feature as a list of (B, T, D) layers (one entry for a single tensor), like Featurizer._select_feature."""
@@ -292,6 +327,7 @@ def extract_split(upstream: Upstream, setup: TaskSetup, split: str, target: Path
              "task": setup.downstream, "split": split, "dtype": dtype, "layers": int(shape[0]), "dim": int(shape[1]),
              "single": bool(shape[0] == 1),  # Featurizer takes a one-element list as a single tensor
              "downsample_rate": upstream.downsample_rate, "variants": variants,
+             "rng_draws_per_forward": upstream.rng_draws_per_forward,
              "paths": [c.path for c in clips], "labels": [c.label for c in clips], "uids": [c.uid for c in clips],
              "rows": rows, "extract_seconds": round(time.monotonic() - start_time, 2)}
     (target / "index.json").write_text(json.dumps(index))

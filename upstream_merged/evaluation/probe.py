@@ -11,6 +11,14 @@ over the Featurizer's and head's parameters, a NaN-gradient skip, dev evaluation
 with the runner's reseeding, the first strictly better dev accuracy kept (``dev-best.ckpt``), and test
 evaluated with that state.
 
+Same seed, same random stream: the batch indices are drawn by the expert's own samplers inside a
+DataLoader (tasks.TaskSetup.batches), and wherever the stock run forwards the upstream (the Featurizer's
+1 s probe, every train and eval batch) the probe replays the draws that forward takes from the global
+torch RNG (transformers' HuBERT draws one number per layer for LayerDrop even in eval mode; measured
+per upstream at extraction). A stock run and a cached probe with the same seed therefore initialise the
+head identically and see the same batches; they differ only by float16 storage and by the crops of
+randomly cropped clips (a fixed set of crops instead of a fresh one per read).
+
 Two schedules: :meth:`Schedule.stock` is the config's budget (what ``run_downstream.py`` would do), and
 :meth:`Schedule.converge` trains until dev accuracy stops improving (early stopping with patience after
 a minimum number of steps).
@@ -48,26 +56,33 @@ log = logging.getLogger(__name__)
 class CachedUpstreamShape(nn.Module):
     """Stands in for the upstream when s3prl's Featurizer probes it: hidden states of the cached shape."""
 
-    def __init__(self, layers: int, dim: int, downsample_rate: int):
+    def __init__(self, layers: int, dim: int, downsample_rate: int, rng_draws: int = 0):
         super().__init__()
-        self.layers, self.dim, self.rate = layers, dim, downsample_rate
+        self.layers, self.dim, self.rate, self.rng_draws = layers, dim, downsample_rate, rng_draws
 
     def get_downsample_rates(self, key: str) -> int:
         """Samples per frame of the cached features."""
         return self.rate
 
     def forward(self, wavs: List[torch.Tensor]) -> Dict[str, object]:
+        replay_rng_draws(self.rng_draws)
         frames = round(max(len(w) for w in wavs) / self.rate)
         states = [torch.zeros(len(wavs), frames, self.dim) for _ in range(self.layers)]
         return {"hidden_states": states if self.layers > 1 else states[0]}
 
 
+def replay_rng_draws(draws: int) -> None:
+    """Advance the global torch RNG as one upstream forward does (see features.Upstream.rng_draws_per_forward)."""
+    for _ in range(draws):
+        torch.rand([])
+
+
 def build_featurizer(layers: int, dim: int, downsample_rate: int, normalize: bool = False,
-                     layer_selection: Optional[int] = None) -> nn.Module:
+                     layer_selection: Optional[int] = None, rng_draws: int = 0) -> nn.Module:
     """s3prl's Featurizer over cached hidden states (it draws 1 s of noise to probe, as in a stock run)."""
     from s3prl.upstream.interfaces import Featurizer
 
-    return Featurizer(CachedUpstreamShape(layers, dim, downsample_rate), feature_selection="hidden_states",
+    return Featurizer(CachedUpstreamShape(layers, dim, downsample_rate, rng_draws), feature_selection="hidden_states",
                       upstream_device="cpu", layer_selection=layer_selection, normalize=normalize)
 
 
@@ -194,7 +209,9 @@ class _Probe:
                  layer_selection: Optional[int]):
         some = features["train"]
         self.setup = setup
-        self.featurizer = build_featurizer(some.layers, some.dim, some.downsample_rate, normalize, layer_selection)
+        self.rng_draws = int(some.meta.get("rng_draws_per_forward") or 0)  # the upstream forward each batch replaces
+        self.featurizer = build_featurizer(some.layers, some.dim, some.downsample_rate, normalize, layer_selection,
+                                           self.rng_draws)
         self.expert = setup.build_expert(upstream_dim=self.featurizer.output_dim,
                                          upstream_rate=self.featurizer.downsample_rate)
         self.feeders = {split: SplitFeeder(f, pool_first) for split, f in features.items()}
@@ -209,6 +226,7 @@ class _Probe:
     def forward(self, split: str, indices: Sequence[int], records: dict) -> Tuple[torch.Tensor, torch.Tensor]:
         """The expert's loss on a batch (records filled as the stock expert fills them) and the head's logits."""
         stacked, lengths = self.feeders[split].batch(indices)
+        replay_rng_draws(self.rng_draws)  # where the stock run forwards the upstream
         feature = featurize(self.featurizer, stacked)  # (B, T, D)
         per_clip = [f[:n] for f, n in zip(feature, lengths)]
         clips = self.clips[split]

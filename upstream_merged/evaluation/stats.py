@@ -167,6 +167,16 @@ def compare_predictions(a: Mapping[str, bool], b: Mapping[str, bool], **bootstra
     return paired_bootstrap(a_flags, b_flags, **bootstrap)
 
 
+def compare_seeds(a: Sequence[Mapping[str, bool]], b: Sequence[Mapping[str, bool]], **bootstrap) -> PairedDifference:
+    """Paired difference of two systems given one {clip id: correct} map per probe seed each (same clips throughout)."""
+    if not a or not b:
+        raise ValueError("compare_seeds needs at least one seed per system")
+    reference = a[0]
+    a_rows = np.stack([align_by_id(run, reference)[0] for run in a])  # (seeds, clips), clips in sorted id order
+    b_rows = np.stack([align_by_id(run, reference)[0] for run in b])
+    return paired_bootstrap(a_rows, b_rows, **bootstrap)
+
+
 def _as_seed_matrix(values, name: str) -> np.ndarray:
     array = np.asarray(values, dtype=bool)
     if array.ndim == 1:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,19 @@ def _family_of(downstream: str, expert: nn.Module) -> _Family:
 
 
 # ----------------------------------------------------------------------------- the task
+class _Indices(Dataset):
+    """A dataset whose items are their own indices (the stock sampler's draws, without loading audio)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
 class TaskSetup:
     """A task's stock expert (built once for its clip lists) and fresh stock heads on demand."""
 
@@ -204,7 +218,12 @@ class TaskSetup:
         return self.family.crop(self, split, self.datasets[split], self._clips[split][index])
 
     def batches(self, expert: nn.Module, split: str, epoch: int = 0) -> Iterator[List[int]]:
-        """Dataset indices of each batch, as ``expert.get_dataloader(split)`` would draw them (no audio is read)."""
+        """Dataset indices of each batch, drawn as iterating ``expert.get_dataloader(split)`` draws them (no audio read).
+
+        The expert's own batch sampler runs inside a DataLoader over the indices, so the global torch RNG
+        is consumed exactly as in the stock loop (the loader's base seed, then the sampler's draws): with
+        the same seed, the cached probe sees the stock run's batches.
+        """
         try:
             loader = expert.get_dataloader(split, epoch=epoch)
         except TypeError as err:  # the runner's own fallback for experts without an epoch argument
@@ -213,8 +232,10 @@ class TaskSetup:
             loader = expert.get_dataloader(split)
         if loader.batch_sampler is None:
             raise UnsupportedTask(f"{self.downstream} {split}: its dataloader has no batch sampler")
-        for batch in loader.batch_sampler:
-            yield list(batch)
+        indices = DataLoader(_Indices(len(loader.dataset)), batch_sampler=loader.batch_sampler, collate_fn=list,
+                             num_workers=0, generator=loader.generator)
+        for batch in indices:
+            yield [int(i) for i in batch]
 
     def data_material(self, split: str) -> dict:
         """What the split's audio depends on: task, audio-affecting datarc keys, and every file's path, size and mtime."""

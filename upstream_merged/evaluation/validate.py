@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from upstream_merged.cache import content_key
 from upstream_merged.evaluation.features import Upstream, cached_splits
@@ -27,6 +28,23 @@ from upstream_merged.evaluation.tasks import TaskSetup
 log = logging.getLogger(__name__)
 
 STOCK_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def package_root() -> Path:
+    """The directory holding the upstream_merged package this process imported."""
+    import upstream_merged
+
+    return Path(upstream_merged.__file__).resolve().parents[1]
+
+
+def stock_env() -> Dict[str, str]:
+    """Environment of the stock subprocesses: one thread, offline, and this process's upstream_merged first on the path.
+
+    The venv's editable install may point at another checkout (a CI clone); PYTHONPATH makes the stock
+    run import the same plugin code as the cached path it is compared with.
+    """
+    paths = [str(package_root())] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**STOCK_ENV, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,7 @@ def run_stock(entry: str, task: TaskRun, seed: int, sweep_dir: Path, env: Option
     from upstream_merged.superb.spec import parse_spec
 
     spec = parse_spec({
-        "output_dir": str(sweep_dir), "device": "cpu", "seeds": [seed], "env": {**STOCK_ENV, **(env or {})},
+        "output_dir": str(sweep_dir), "device": "cpu", "seeds": [seed], "env": {**stock_env(), **(env or {})},
         "entries": [{"name": entry, **({"ckpt": ckpt} if ckpt else {}),
                      **({"model_config": model_config} if model_config else {})}],
         "tasks": [{"name": task.name, "downstream": task.downstream, "config": str(task.config),
@@ -94,6 +112,13 @@ def run_stock(entry: str, task: TaskRun, seed: int, sweep_dir: Path, env: Option
     done = json.loads((plan.run_dir / "DONE.json").read_text())
     return StockRun(float(outcome.value), read_predictions(plan.expdir), float(done.get("seconds", outcome.seconds)),
                     str(outcome.log), str(plan.expdir))
+
+
+def stock_sweep_dir(upstream: Upstream, budgeted: TaskRun, work: Path) -> Path:
+    """work/stock/<entry>-<task>-<key>: the key covers the upstream's fingerprint, the config file and every -o key."""
+    key = content_key({"task": asdict(budgeted), "config": Path(budgeted.config).read_text(),
+                       "upstream": upstream.fingerprint})
+    return Path(work) / "stock" / f"{upstream.entry}-{budgeted.name}-{key}"
 
 
 @dataclass
@@ -122,21 +147,21 @@ def _extraction_seconds(features) -> float:
     return round(sum(float(f.meta.get("extract_seconds", 0.0)) for f in features.values()), 1)
 
 
-def validate(entry: str, task: TaskRun, steps: int, eval_step: int, seed: int, work: Path,
+def validate(entry: Union[str, Upstream], task: TaskRun, steps: int, eval_step: int, seed: int, work: Path,
              cached_seeds: Sequence[int] = (), converge: Optional[Schedule] = None, check_float32: bool = False,
              cache: Optional[Path] = None, progress: bool = False) -> Validation:
     """Run both paths on (entry, task) and compare; ``work`` holds the stock sweep and the experts' scratch dirs."""
     budgeted = task.with_budget(steps, eval_step)
     setup = TaskSetup.from_files(task.downstream, task.config, budgeted.overrides,
                                  expdir=work / "cached_expdir" / task.name)
-    upstream = Upstream(entry)
+    upstream = entry if isinstance(entry, Upstream) else Upstream(entry)
+    entry = upstream.entry
     features = cached_splits(upstream, setup, dtype="float16", root=cache, progress=progress)
     schedule = Schedule.stock(setup.config)
     cached = train_probe(setup, features, seed, schedule, entry=entry)
     log.info("%s/%s cached: test %s in %.1f s", entry, task.name, cached.test_accuracy.text(), cached.seconds)
     start = time.monotonic()
-    key = content_key({"task": asdict(budgeted), "config": Path(task.config).read_text(), "upstream": upstream.fingerprint})
-    stock = run_stock(entry, budgeted, seed, work / "stock" / f"{entry}-{task.name}-{key}")
+    stock = run_stock(entry, budgeted, seed, stock_sweep_dir(upstream, budgeted, work))
     stock_acc = accuracy(list(stock.correct.values()))
     log.info("%s/%s stock: test %s in %.0f s (%.0f s now)", entry, task.name, stock_acc.text(), stock.seconds,
              time.monotonic() - start)
