@@ -63,22 +63,22 @@ def dataset_dir(work: Path, script: str, args: Sequence[str]) -> Path:
 
 
 def task_runs(names: Sequence[str], work: Path, ks_speakers: Tuple[int, int, int], nsynth_instruments: Tuple[int, int, int],
-              nsynth_notes: int, nsynth_seconds: float):
-    """TaskRun of each named task (ks, nsynth_pitch, nsynth_instrument), data generated on first use."""
+              nsynth_notes: int, nsynth_seconds: float, ks_root: Optional[Path] = None, nsynth_root: Optional[Path] = None):
+    """TaskRun of each named task (ks, nsynth_pitch, nsynth_instrument), data generated on first use (or the given roots)."""
     from upstream_merged.evaluation.validate import TaskRun
 
     out = []
     for name in names:
         if name == "ks":
-            root = dataset_dir(work, "make_speech_commands.py",
-                               ["--train-speakers", str(ks_speakers[0]), "--dev-speakers", str(ks_speakers[1]),
-                                "--test-speakers", str(ks_speakers[2])])
+            root = ks_root or dataset_dir(work, "make_speech_commands.py",
+                                          ["--train-speakers", str(ks_speakers[0]), "--dev-speakers", str(ks_speakers[1]),
+                                           "--test-speakers", str(ks_speakers[2])])
             out.append(TaskRun("ks", "speech_commands", str(CONFIGS / "speech_commands_cpu_small.yaml"), {
                 "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands_v0.01"),
                 "config.downstream_expert.datarc.speech_commands_test_root": str(root / "speech_commands_test_set_v0.01")}))
         elif name in ("nsynth_pitch", "nsynth_instrument"):
-            root = dataset_dir(work, "make_nsynth.py", ["--instruments", *map(str, nsynth_instruments),
-                                                        "--notes-per-instrument", str(nsynth_notes)])
+            root = nsynth_root or dataset_dir(work, "make_nsynth.py", ["--instruments", *map(str, nsynth_instruments),
+                                                                       "--notes-per-instrument", str(nsynth_notes)])
             out.append(TaskRun(name, name, str(CONFIGS / f"{name}_cpu_small.yaml"), {
                 "config.downstream_expert.datarc.nsynth_root": str(root),
                 "config.downstream_expert.datarc.max_seconds": nsynth_seconds}))
@@ -106,20 +106,27 @@ def markdown(results, meta: dict) -> str:
         "dev-best selection, trained on them",
         f"- budget: {meta['steps']} steps, dev every {meta['eval_step']} steps, seed {meta['seed']}; "
         f"further cached seeds {meta['cached_seeds']}",
+        "- same random stream: both paths are seeded alike, the cached probe draws its batches through the "
+        "expert's own samplers and replays the draws each upstream forward takes from the torch RNG (transformers' "
+        "HuBERT draws one number per layer for LayerDrop even in eval mode), so the head starts from the same "
+        "weights and sees the same batches. What still differs: float16 storage, and the crops of randomly cropped "
+        "clips (KS `_silence_`: a fixed set of 8 crops per noise file instead of a fresh 1 s crop per read)",
         "- cached − stock: paired over the same test clips (bootstrap of clips, 10,000 resamples; McNemar exact test "
-        "on the discordant clips). Two probes trained from different random streams (the stock run also consumes "
-        "random numbers building the upstream) differ by probe-training noise as well; the cached seeds column "
-        "shows its size",
+        "on the discordant clips). The cached seeds column shows how much a different probe seed moves the "
+        "accuracy at this budget: the agreement above is far tighter than seed-to-seed variation",
         f"- converged: the cached probe trained until dev accuracy plateaued ({meta['converge']})",
         "- float32: the same cached probe (seed, budget) on float32 instead of float16 features; "
         "'same' = share of test clips given the same class by both", "",
         "Data (clips per split, as the stock datasets list them): "
-        + "; ".join(f"{name}: {sizes}" for name, sizes in meta["sizes"].items()), "",
+        + "; ".join(f"{name}: {sizes}" for name, sizes in meta["sizes"].items())
+        + ". Data sets: " + "; ".join(f"{name}: " + ", ".join(f"{k}=`{v}`" for k, v in d.items())
+                                        for name, d in meta["data"].items()), "",
         "| " + " | ".join(TABLE_HEAD) + " |", "|" + "---|" * len(TABLE_HEAD)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
     stock_s = sum(r.stock["seconds"] for r in results)
     cached_s = sum(r.cached["seconds"] + r.cached["extract_seconds"] for r in results)
-    lines += ["", f"Time: stock runs {stock_s:.0f} s in total (train + evaluate, incl. ~10 s of imports per command); "
+    lines += ["", f"Time: stock runs {stock_s:.0f} s in total ({meta['jobs']} at a time; train + evaluate, incl. ~10 s of "
+              "imports per command); "
               f"cached path {cached_s:.0f} s (extraction of train/dev/test once per upstream and task + one probe at this "
               "budget). Seconds are wall time on a shared 2-core machine, one torch thread.", "",
               "Reproduce:", "", "```bash", meta["command"], "```", ""]
@@ -146,6 +153,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--nsynth-instruments", type=int, nargs=3, default=(3, 1, 2), metavar=("TRAIN", "VALID", "TEST"))
     parser.add_argument("--nsynth-notes", type=int, default=20)
     parser.add_argument("--nsynth-seconds", type=float, default=2.0)
+    parser.add_argument("--ks-root", type=Path, default=None,
+                        help="an existing make_speech_commands.py output to use instead of generating one")
+    parser.add_argument("--nsynth-root", type=Path, default=None, help="an existing make_nsynth.py output to use")
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "cached_probe_validation")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "cached_probe_validation")
     parser.add_argument("--jobs", type=int, default=3, help="stock runs at a time (one torch thread each; default 3)")
@@ -173,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.monotonic()
     work = args.work_dir.resolve()
     tasks = task_runs(args.tasks, work, tuple(args.ks_speakers), tuple(args.nsynth_instruments), args.nsynth_notes,
-                      args.nsynth_seconds)
+                      args.nsynth_seconds, args.ks_root, args.nsynth_root)
     converge = None if args.no_converge else Schedule.converge(args.converge_max_steps, args.converge_eval_step,
                                                                args.converge_patience, args.converge_min_steps)
     upstreams = {entry: Upstream(entry) for entry in args.entries}
@@ -204,7 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    *(sys.argv[1:] if argv is None else argv)]),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": f"{os.cpu_count()} CPU cores, {platform.machine()}",
             "wall_minutes": (time.monotonic() - start) / 60, "steps": args.steps, "eval_step": args.eval_step,
-            "seed": args.seed, "cached_seeds": args.cached_seeds, "sizes": sizes,
+            "seed": args.seed, "cached_seeds": args.cached_seeds, "sizes": sizes, "jobs": args.jobs,
+            "data": {t.name: {k.rsplit(".", 1)[-1]: v for k, v in t.overrides.items()} for t in tasks},
             "converge": "skipped" if converge is None else
             f"dev every {converge.eval_step} steps, stop after {converge.patience} evaluations without a new best, "
             f"at least {converge.min_steps} and at most {converge.total_steps} steps"}
