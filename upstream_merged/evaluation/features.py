@@ -48,7 +48,7 @@ from upstream_merged.sources import cache_root
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: index.json records rng_draws_per_forward
+FORMAT_VERSION = 3  # 2: index.json records rng_draws_per_forward; 3: keyed by audio only (no labels)
 TOLERABLE_SEQLEN_DIFF = 5  # s3prl.upstream.interfaces: frames may differ from samples / rate by less than this
 DTYPES = {"float16": np.float16, "float32": np.float32}
 SAMPLE_RATE = 16000
@@ -193,7 +193,6 @@ class FeatureSplit:
         meta = json.loads((self.directory / "index.json").read_text())
         self.meta = meta
         self.paths: List[str] = meta["paths"]
-        self.labels = np.asarray(meta["labels"], dtype=np.int64)
         self.uids: List[str] = meta["uids"]
         rows = meta["rows"]
         self.rows = RowIndex(*(np.asarray(rows[k], dtype=np.int64) for k in ("clip", "start", "frames", "samples", "offset")))
@@ -219,9 +218,9 @@ class FeatureSplit:
         return self.features[start:start + int(self.rows.frames[row])]
 
     def check_matches(self, setup: TaskSetup, split: str) -> None:
-        """Refuse a cache whose clips are not the task's (paths and labels in the stock order)."""
+        """Refuse a cache whose clips are not the task's (paths in the stock order; labels come from the task)."""
         clips = setup.clips(split)
-        if [c.path for c in clips] != self.paths or [c.label for c in clips] != self.labels.tolist():
+        if [c.path for c in clips] != self.paths:
             raise ValueError(f"{self.directory} holds other clips than the task's {split} split "
                              "(a changed data set should have a new key: delete the directory)")
 
@@ -324,11 +323,11 @@ def extract_split(upstream: Upstream, setup: TaskSetup, split: str, target: Path
     raw_path.unlink()
     np.save(target / "pooled.npy", np.stack(pooled))
     index = {"format": FORMAT_VERSION, "entry": upstream.entry, "upstream_key": upstream.fingerprint,
-             "task": setup.downstream, "split": split, "dtype": dtype, "layers": int(shape[0]), "dim": int(shape[1]),
+             "extracted_for": setup.downstream, "split": split, "dtype": dtype, "layers": int(shape[0]), "dim": int(shape[1]),
              "single": bool(shape[0] == 1),  # Featurizer takes a one-element list as a single tensor
              "downsample_rate": upstream.downsample_rate, "variants": variants,
              "rng_draws_per_forward": upstream.rng_draws_per_forward,
-             "paths": [c.path for c in clips], "labels": [c.label for c in clips], "uids": [c.uid for c in clips],
+             "paths": [c.path for c in clips], "uids": [c.uid for c in clips],
              "rows": rows, "extract_seconds": round(time.monotonic() - start_time, 2)}
     (target / "index.json").write_text(json.dumps(index))
 
@@ -339,7 +338,7 @@ def split_directory(upstream: Upstream, setup: TaskSetup, split: str, dtype: str
     data_key = content_key({"format": FORMAT_VERSION, "data": setup.data_material(split), "dtype": dtype,
                             "variants": variants, "feature_selection": upstream.feature_selection})
     name = upstream.entry.replace("/", "_")
-    return Path(root or feature_cache_root()) / f"{name}-{upstream.fingerprint}" / f"{setup.downstream}-{split}-{data_key}"
+    return Path(root or feature_cache_root()) / f"{name}-{upstream.fingerprint}" / f"{setup.family.name}-{split}-{data_key}"
 
 
 def cached_split(upstream: Upstream, setup: TaskSetup, split: str, dtype: str = "float16", variants: int = 8,

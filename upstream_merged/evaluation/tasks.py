@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 # datarc keys that change batching only, never the audio a clip turns into (left out of the data fingerprint)
 BATCHING_KEYS = frozenset({"batch_size", "train_batch_size", "eval_batch_size", "num_workers"})
+# datarc keys that change the audio a listed clip turns into (the files themselves are keyed separately); labels,
+# roots and batching do not, so tasks reading the same clips the same way (NSynth pitch and instrument) share features
+AUDIO_KEYS = frozenset({"max_seconds", "max_timestep", "sample_rate", "sampling_rate"})
 
 
 class UnsupportedTask(ValueError):
@@ -83,6 +86,7 @@ def load_config(config_path: str | Path, overrides: Optional[Mapping[str, object
 class _Family:
     """How to read one family of stock experts: its datasets, clips, full-length audio and random crops."""
 
+    name: str
     datasets: Callable[[nn.Module], Dict[str, object]]
     clips: Callable[[object], List[Clip]]
     load: Callable[[object, int], np.ndarray]
@@ -103,7 +107,8 @@ def _speech_commands_family() -> _Family:
         silence = dataset.class2index["_silence_"]
         return 16000 if split in ("train", "dev") and clip.label == silence else None
 
-    return _Family(lambda e: {"train": e.train_dataset, "dev": e.dev_dataset, "test": e.test_dataset}, clips, load, crop)
+    return _Family("speech_commands", lambda e: {"train": e.train_dataset, "dev": e.dev_dataset, "test": e.test_dataset},
+                   clips, load, crop)
 
 
 def _voxceleb1_family() -> _Family:
@@ -119,14 +124,15 @@ def _voxceleb1_family() -> _Family:
     def crop(setup: "TaskSetup", split: str, dataset, clip: Clip) -> Optional[int]:
         return int(dataset.max_timestep) if split == "train" and dataset.max_timestep else None
 
-    return _Family(lambda e: {"train": e.train_dataset, "dev": e.dev_dataset, "test": e.test_dataset}, clips, load, crop)
+    return _Family("voxceleb1", lambda e: {"train": e.train_dataset, "dev": e.dev_dataset, "test": e.test_dataset},
+                   clips, load, crop)
 
 
 def _utterance_family() -> _Family:
     def clips(dataset) -> List[Clip]:
         return [Clip(str(e.path), int(e.label), e.uid) for e in dataset.examples]
 
-    return _Family(lambda e: dict(e.datasets), clips, lambda dataset, index: dataset[index][0],
+    return _Family("utterance", lambda e: dict(e.datasets), clips, lambda dataset, index: dataset[index][0],
                    lambda setup, split, dataset, clip: None)
 
 
@@ -238,13 +244,14 @@ class TaskSetup:
             yield [int(i) for i in batch]
 
     def data_material(self, split: str) -> dict:
-        """What the split's audio depends on: task, audio-affecting datarc keys, and every file's path, size and mtime."""
+        """What the split's audio depends on: the reader, audio-changing datarc keys, every file's path, size and mtime,
+        and the random crops. Labels and the task name are left out: tasks reading the same audio share its features."""
         files = []
         for clip in self._clips[split]:
             stat = Path(clip.path).stat()
-            files.append([clip.path, clip.label, clip.uid, stat.st_size, stat.st_mtime_ns])
-        datarc = {k: v for k, v in self.datarc.items() if k not in BATCHING_KEYS}
-        return {"downstream": self.downstream, "split": split, "datarc": datarc, "files": files,
+            files.append([clip.path, stat.st_size, stat.st_mtime_ns])
+        datarc = {k: v for k, v in self.datarc.items() if k in AUDIO_KEYS}
+        return {"reader": self.family.name, "split": split, "datarc": datarc, "files": files,
                 "crops": [self.crop_length(split, i) for i in range(len(self._clips[split]))]}
 
 
