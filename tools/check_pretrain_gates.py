@@ -19,54 +19,14 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 logger = logging.getLogger("check_pretrain_gates")
 UNIT_GATE = 2.0  # held-out masked accuracy / majority-unit accuracy
-
-
-@dataclass(frozen=True)
-class GateTask:
-    """An evaluation task of gate (b): the stock task (-d / -c / -o) and the domain whose encoder must win it."""
-
-    run: "TaskRun"  # upstream_merged.evaluation.validate.TaskRun
-    domain: str  # speech | music
-
-    @property
-    def name(self) -> str:
-        """The task's short name (ks, sid, pitch, instrument)."""
-        return self.run.name
-
-
-def evalset_tasks(root: Path, configs: Path = REPO / "downstream_configs") -> List[GateTask]:
-    """The four evaluation tasks on the sets under ``root`` (written by make_speech_commands / make_voxceleb1 /
-    make_nsynth --profile ...): keyword spotting and speaker ID (speech), pitch class and instrument family (music)."""
-    from upstream_merged.evaluation.validate import TaskRun
-
-    root = Path(root)
-    runs = [
-        TaskRun("ks", "speech_commands", str(configs / "speech_commands_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands" / "speech_commands_v0.01"),
-            "config.downstream_expert.datarc.speech_commands_test_root":
-                str(root / "speech_commands" / "speech_commands_test_set_v0.01")}),
-        TaskRun("sid", "voxceleb1", str(configs / "voxceleb1_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.file_path": str(root / "voxceleb1"),
-            "config.downstream_expert.datarc.meta_data": str(root / "voxceleb1" / "iden_split.txt")}),
-        TaskRun("pitch", "nsynth_pitch", str(configs / "nsynth_pitch_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}),
-        TaskRun("instrument", "nsynth_instrument", str(configs / "nsynth_instrument_cpu_small.yaml"), {
-            "config.downstream_expert.datarc.nsynth_root": str(root / "nsynth")}),
-    ]
-    tasks = [GateTask(run, domain) for run, domain in zip(runs, ("speech", "speech", "music", "music"))]
-    missing = [t.name for t in tasks if not all(Path(v).exists() for v in t.run.overrides.values())]
-    if missing:
-        raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (see docs/reproduction.md)")
-    return tasks
 
 
 def last_evaluation(run: Path) -> dict:
@@ -101,7 +61,7 @@ def unit_gate(run: Path) -> dict:
     return {"run": str(run), "step": row["step"], "codebooks": codebooks, "pass": all(c["pass"] for c in codebooks.values())}
 
 
-def domain_gate(task: GateTask, speech: Sequence, music: Sequence) -> dict:
+def domain_gate(task: "DomainTask", speech: Sequence, music: Sequence) -> dict:
     """Gate (b) for one task from the two encoders' probe results (same seeds, same test clips)."""
     import numpy as np
 
@@ -168,7 +128,9 @@ def main(argv=None) -> int:
         from upstream_merged.evaluation.features import Upstream
         from upstream_merged.evaluation.run import probe_upstream, setup_from
 
-        tasks = [t for t in evalset_tasks(args.evalsets) if args.tasks is None or t.name in args.tasks]
+        from upstream_merged.evaluation.evalsets import power_tasks
+
+        tasks = power_tasks(args.evalsets, args.tasks)
         encoders = {"speech": encoder_dir(args.speech_run, args.speech_encoder),
                     "music": encoder_dir(args.music_run, args.music_encoder)}
         report["encoders"] = {k: str(v) for k, v in encoders.items()}

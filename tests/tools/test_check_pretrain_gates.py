@@ -45,10 +45,11 @@ def test_domain_gate_needs_the_paired_interval_above_zero_for_the_tasks_own_enco
     rng = np.random.default_rng(0)
     strong = rng.random(1000) < 0.8
     weak = strong & (rng.random(1000) < 0.85)  # the weak encoder misses 15% of what the strong one gets
+    from upstream_merged.evaluation.evalsets import DomainTask
     from upstream_merged.evaluation.validate import TaskRun
 
-    speech_task = gates.GateTask(TaskRun("ks", "speech_commands", "c.yaml", {}), "speech")
-    music_task = gates.GateTask(TaskRun("pitch", "nsynth_pitch", "c.yaml", {}), "music")
+    speech_task = DomainTask(TaskRun("ks", "speech_commands", "c.yaml", {}), "speech")
+    music_task = DomainTask(TaskRun("pitch", "nsynth_pitch", "c.yaml", {}), "music")
     won = gates.domain_gate(speech_task, [_Result(strong)], [_Result(weak)])
     assert won["pass"] and won["own_minus_other"]["low"] > 0 and won["speech_accuracy"] > won["music_accuracy"]
     lost = gates.domain_gate(music_task, [_Result(strong)], [_Result(weak)])  # the music encoder is the weak one

@@ -1,0 +1,42 @@
+"""The evaluation tasks point the stock configs at the written sets and refuse missing data by name."""
+import pytest
+
+from upstream_merged.evaluation.evalsets import nsynth_task, power_tasks, speech_commands_task
+
+
+def make_tree(root):
+    for path in ("speech_commands/speech_commands_v0.01", "speech_commands/speech_commands_test_set_v0.01", "nsynth"):
+        (root / path).mkdir(parents=True)
+    (root / "voxceleb1").mkdir()
+    (root / "voxceleb1" / "iden_split.txt").write_text("")
+
+
+def test_power_tasks_cover_both_domains(tmp_path):
+    make_tree(tmp_path)
+    tasks = power_tasks(tmp_path)
+    assert [(t.name, t.domain, t.run.downstream) for t in tasks] == [
+        ("ks", "speech", "speech_commands"), ("sid", "speech", "voxceleb1"),
+        ("pitch", "music", "nsynth_pitch"), ("instrument", "music", "nsynth_instrument")]
+    assert tasks[1].run.overrides["config.downstream_expert.datarc.meta_data"] == str(tmp_path / "voxceleb1" / "iden_split.txt")
+
+
+def test_missing_data_is_refused_naming_the_task(tmp_path):
+    make_tree(tmp_path)
+    (tmp_path / "voxceleb1" / "iden_split.txt").unlink()
+    with pytest.raises(SystemExit, match=r"\['sid'\]"):
+        power_tasks(tmp_path)
+    assert [t.name for t in power_tasks(tmp_path, ["ks", "pitch"])] == ["ks", "pitch"]
+
+
+def test_unknown_task_names_are_refused(tmp_path):
+    make_tree(tmp_path)
+    with pytest.raises(ValueError, match="genre"):
+        power_tasks(tmp_path, ["ks", "genre"])
+
+
+def test_single_task_builders(tmp_path):
+    assert speech_commands_task(tmp_path, name="kw").name == "kw"
+    music = nsynth_task(tmp_path, "pitch", max_seconds=2.0)
+    assert music.run.overrides["config.downstream_expert.datarc.max_seconds"] == 2.0 and music.domain == "music"
+    with pytest.raises(ValueError, match="timbre"):
+        nsynth_task(tmp_path, "timbre")

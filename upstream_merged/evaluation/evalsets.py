@@ -1,0 +1,80 @@
+"""The evaluation tasks of the small-scale evidence: which stock task reads which written set, and its domain.
+
+The sets themselves are written by the dataset writers (``make_speech_commands.py --profile power``,
+``make_voxceleb1.py --profile power``, ``make_nsynth.py --profile sampled``; docs/evalsets.md) under one
+root; :func:`power_tasks` points the stock configs (``-c``) at them with the ``-o`` keys a stock run takes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from upstream_merged.evaluation.validate import TaskRun
+
+CONFIGS = Path(__file__).resolve().parents[2] / "downstream_configs"
+DOMAINS = ("speech", "music")
+
+
+@dataclass(frozen=True)
+class DomainTask:
+    """A stock task (-d / -c / -o) and the domain it belongs to (speech | music)."""
+
+    run: TaskRun
+    domain: str
+
+    @property
+    def name(self) -> str:
+        """The task's short name (ks, sid, pitch, instrument)."""
+        return self.run.name
+
+
+def speech_commands_task(root: Path, name: str = "ks") -> DomainTask:
+    """Keyword spotting on a make_speech_commands.py output."""
+    root = Path(root)
+    return DomainTask(TaskRun(name, "speech_commands", str(CONFIGS / "speech_commands_cpu_small.yaml"), {
+        "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands_v0.01"),
+        "config.downstream_expert.datarc.speech_commands_test_root": str(root / "speech_commands_test_set_v0.01")}),
+        "speech")
+
+
+def voxceleb1_task(root: Path, name: str = "sid") -> DomainTask:
+    """Speaker identification on a make_voxceleb1.py output."""
+    root = Path(root)
+    return DomainTask(TaskRun(name, "voxceleb1", str(CONFIGS / "voxceleb1_cpu_small.yaml"), {
+        "config.downstream_expert.datarc.file_path": str(root),
+        "config.downstream_expert.datarc.meta_data": str(root / "iden_split.txt")}), "speech")
+
+
+def nsynth_task(root: Path, target: str, name: Optional[str] = None, max_seconds: Optional[float] = None) -> DomainTask:
+    """NSynth pitch class (``target`` pitch) or instrument family (``instrument``) on a make_nsynth.py output."""
+    if target not in ("pitch", "instrument"):
+        raise ValueError(f"NSynth target {target!r} is not pitch or instrument")
+    downstream = f"nsynth_{target}"
+    overrides = {"config.downstream_expert.datarc.nsynth_root": str(root)}
+    if max_seconds is not None:
+        overrides["config.downstream_expert.datarc.max_seconds"] = max_seconds
+    return DomainTask(TaskRun(name or target, downstream, str(CONFIGS / f"{downstream}_cpu_small.yaml"), overrides),
+                      "music")
+
+
+def power_tasks(root: Path, names: Optional[Sequence[str]] = None) -> List[DomainTask]:
+    """The four evaluation tasks on the sets under ``root``: ks and sid (speech), pitch and instrument (music)."""
+    root = Path(root)
+    tasks = [speech_commands_task(root / "speech_commands"), voxceleb1_task(root / "voxceleb1"),
+             nsynth_task(root / "nsynth", "pitch"), nsynth_task(root / "nsynth", "instrument")]
+    if names is not None:
+        unknown = sorted(set(names) - {t.name for t in tasks})
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; choose from {[t.name for t in tasks]}")
+        tasks = [t for t in tasks if t.name in names]
+    require_data(tasks, root)
+    return tasks
+
+
+def require_data(tasks: Sequence[DomainTask], root: Path) -> None:
+    """Refuse tasks whose data paths do not exist, naming them and where the writing commands are."""
+    missing = [t.name for t in tasks if not all(Path(v).exists() for k, v in t.run.overrides.items()
+                                                 if k.endswith(("_root", "file_path", "meta_data")))]
+    if missing:
+        raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (docs/evalsets.md)")
