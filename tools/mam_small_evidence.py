@@ -72,7 +72,7 @@ def stage_data(out: Path, train_utts: int, eval_utts: int, train_voices: int = 8
 
 def training_items(out: Path):
     """Train items of both train sets, minus any sentence whose transcript occurs in an eval set."""
-    from upstream_merged.mam.eval_data import read_ljspeech, read_vctk
+    from upstream_merged.mam.zero_shot.data import read_ljspeech, read_vctk
 
     items = read_ljspeech(out / "lj_train")
     if (out / "vctk_train").exists():
@@ -114,8 +114,8 @@ def stage_ctc(out: Path, steps: int, encoder_source: str = "small:hubert", batch
     """CTC fine-tuning of small:hubert (CNN frozen) on the train sets; returns the HubertForCTC dir."""
     from transformers import HubertConfig, HubertForCTC
 
-    from upstream_merged.mam.eval_data import load_audio
-    from upstream_merged.mam.eval_metrics import normalise_transcript, vocabulary_charset
+    from upstream_merged.mam.zero_shot.data import load_audio
+    from upstream_merged.mam.zero_shot.metrics import normalise_transcript, vocabulary_charset
     from upstream_merged.models.hubert import load_hubert_family
     from upstream_merged.sources import resolve_source
     from upstream_merged.testing.tiny_task_models import CTC_CONFIG, LS960_FT_VOCAB, write_hubert_ctc_dir
@@ -277,7 +277,7 @@ def random_bert(out: Path, dims: dict, seed: int = 7) -> Path:
 def stage_eval(out: Path, ctc: Path, sources: List[Path], subsets: List[str], components: List[str],
                lambdas: List[float], eval_sets: List[str] = EVAL_SETS):
     """The zero-shot sweep on the chosen eval sets (lj, vctk)."""
-    from upstream_merged.mam.zero_shot import DatasetSpec, ZeroShotGrid, run_zero_shot
+    from upstream_merged.mam.zero_shot.run import DatasetSpec, ZeroShotGrid, run_zero_shot
 
     specs = {"lj": DatasetSpec(name="ljspeech_synth", kind="ljspeech", root=str(out / "lj_eval")),
              "vctk": DatasetSpec(name="vctk_synth_mic1", kind="vctk", root=str(out / "vctk_eval"))}

@@ -1,4 +1,4 @@
-"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,...}``."""
+"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,data,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -112,12 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     from upstream_merged.superb.cli import add_parsers as add_superb_commands  # sweep, submit
 
     add_superb_commands(sub, add_command)
-    from upstream_merged.mam.zero_shot_cli import add_parser as add_mam_eval_command  # mam-eval
+    from upstream_merged.mam.zero_shot.cli import add_parser as add_mam_eval_command  # mam-eval
 
     add_mam_eval_command(sub, add_command)
     from upstream_merged.check_sources import add_parser as add_check_sources_command  # check-sources
 
     add_check_sources_command(sub, add_command)
+    from upstream_merged.data.runner import add_parser as add_data_command  # data LAYOUT OUT ...
+
+    add_data_command(sub, add_command)
     return parser
 
 

@@ -10,7 +10,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_vctk.py"
 sys.path.insert(0, str(TOOL.parent))
 import make_vctk  # noqa: E402
 
-from upstream_merged.mam.eval_data import read_vctk  # noqa: E402
+from upstream_merged.mam.zero_shot.data import read_vctk  # noqa: E402
 
 
 def test_layout_mics_reader_and_determinism(tmp_path):

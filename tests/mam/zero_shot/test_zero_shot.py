@@ -12,15 +12,16 @@ import torch
 import yaml
 
 from upstream_merged.__main__ import main
-from upstream_merged.mam.eval_data import read_esc50_items, read_ljspeech
-from upstream_merged.mam.eval_metrics import error_counts, normalise_transcript, vocabulary_charset
+from upstream_merged.mam.zero_shot.data import read_esc50_items, read_ljspeech
+from upstream_merged.mam.zero_shot.metrics import error_counts, normalise_transcript, vocabulary_charset
 from upstream_merged.mam.loading import load_attention_model
-from upstream_merged.mam.zero_shot import (CELLS_FILE, DatasetSpec, ZeroShotGrid, cell_plan, component_roles, evaluate_merged, load_grid,
-                                           merged_encoder_state, plan_cells, subset_layers)
+from upstream_merged.mam.zero_shot.run import (CELLS_FILE, DatasetSpec, ZeroShotGrid, cell_plan, component_roles,
+                                               evaluate_merged, load_grid, merged_encoder_state, plan_cells,
+                                               subset_layers)
 from upstream_merged.sources import resolve_source
 from upstream_merged.testing.tiny_task_models import LS960_FT_VOCAB
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 import make_ljspeech  # noqa: E402
 
@@ -134,7 +135,7 @@ def test_mam_eval_writes_tables_and_curve_and_resumes(tmp_path, ljspeech, esc50_
     assert [r["source"] for r in rows] == ["(unmerged)", "tiny:vit:0", "tiny:bert:0"]
     assert all(r["metric"] == "error" and r["n"] == "12" for r in rows)
     with pytest.raises(ValueError, match="another output directory"):
-        from upstream_merged.mam.zero_shot import run_zero_shot
+        from upstream_merged.mam.zero_shot.run import run_zero_shot
 
         run_zero_shot(load_grid(grid, target="tiny:beats_esc50:1"), progress=False)
 

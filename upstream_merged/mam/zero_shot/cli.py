@@ -1,4 +1,4 @@
-"""``python -m upstream_merged mam-eval``: argument parsing only; the work is in zero_shot.py."""
+"""``python -m upstream_merged mam-eval``: argument parsing only; the work is in run.py."""
 from __future__ import annotations
 
 import argparse
@@ -54,7 +54,7 @@ def _datasets(args: argparse.Namespace) -> Optional[list]:
 
 def cmd_mam_eval(args: argparse.Namespace) -> int:
     """Run (or resume) a zero-shot sweep and print where its tables are."""
-    from upstream_merged.mam.zero_shot import load_grid, run_zero_shot
+    from upstream_merged.mam.zero_shot.run import load_grid, run_zero_shot
 
     grid = load_grid(args.grid, lambdas=args.lambdas, sources=args.sources, layer_subsets=args.layer_subsets,
                      components=args.components, datasets=_datasets(args))

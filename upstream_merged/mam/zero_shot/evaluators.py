@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List
 
-from upstream_merged.mam.eval_data import Item, load_audio
-from upstream_merged.mam.eval_metrics import error_counts, normalise_transcript, vocabulary_charset
+from upstream_merged.mam.zero_shot.data import Item, load_audio
+from upstream_merged.mam.zero_shot.metrics import error_counts, normalise_transcript, vocabulary_charset
 from upstream_merged.mam.loading import AttentionModel
 
 ASR_KINDS = ("ljspeech", "vctk")

@@ -7,7 +7,7 @@ layers; heads untouched) and evaluates the task model on every dataset of its ki
 greedy CTC decoding for a HubertForCTC target (LJ Speech, VCTK), top-1 accuracy / error for a
 fine-tuned BEATs classifier (ESC-50). λ = 0 is the unmerged model (the reference row), evaluated once
 per dataset. Finished cells are appended to ``cells.jsonl`` in the output directory; a rerun skips
-them. :mod:`upstream_merged.mam.zero_shot_report` writes the tables and the λ-curve.
+them. :mod:`upstream_merged.mam.zero_shot.report` writes the tables and the λ-curve.
 
 Grid YAML (paths relative to the file; a plain ``method: mam`` recipe works too: its target and
 source, default grid, datasets from the command line)::
@@ -38,9 +38,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from upstream_merged.mam.core import MergePlan, check_dims, merge_states, resolve_plan
-from upstream_merged.mam.eval_data import Item, read_esc50_items, read_ljspeech, read_vctk
+from upstream_merged.mam.zero_shot.data import Item, read_esc50_items, read_ljspeech, read_vctk
 from upstream_merged.mam.loading import AttentionModel, load_attention_model
-from upstream_merged.mam.zero_shot_eval import make_evaluator
+from upstream_merged.mam.zero_shot.evaluators import make_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def run_zero_shot(grid: ZeroShotGrid, out_dir: Optional[Path] = None, progress: 
     """Evaluate every unfinished cell of ``grid`` (cached in OUT/cells.jsonl), then write tables and the λ-curve."""
     from tqdm.auto import tqdm
 
-    from upstream_merged.mam.zero_shot_report import write_reports
+    from upstream_merged.mam.zero_shot.report import write_reports
     from upstream_merged.sources import resolve_source
 
     if not grid.datasets:
