@@ -1,4 +1,4 @@
-"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,data,...}``."""
+"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -118,9 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     from upstream_merged.check_sources import add_parser as add_check_sources_command  # check-sources
 
     add_check_sources_command(sub, add_command)
-    from upstream_merged.data.runner import add_parser as add_data_command  # data LAYOUT OUT ...
-
-    add_data_command(sub, add_command)
     return parser
 
 
