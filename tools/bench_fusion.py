@@ -26,7 +26,7 @@ import torch
 from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel, WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 
-from upstream_merged.fusion.align import target_frames
+from upstream_merged.core.frames import target_frames
 from upstream_merged.fusion.backbones import FrozenBackbone
 from upstream_merged.fusion.model import BACKBONE_PREFIX, FusionUpstream
 from upstream_merged.fusion.spec import FusionSpec

@@ -1,38 +1,8 @@
-"""Alignment math on known tensors: frame and layer interpolation, width projection, merges."""
+"""Alignment math on known tensors: layer interpolation, width projection, merges (frames: tests/core/test_core_frames.py)."""
 import pytest
 import torch
-import torch.nn.functional as F
 
-from upstream_merged.fusion.align import (
-    FusionInputError,
-    LayerAligner,
-    align_frames,
-    layer_interpolation,
-    target_frames,
-)
-
-
-def test_target_frames_follow_s3prl_rounding():
-    assert target_frames(16000, 320) == 50
-    assert target_frames(800, 320) == round(800 / 320) == 2
-    assert target_frames(10, 320) == 1
-
-
-def test_frame_interpolation_known_values():
-    x = torch.tensor([0.0, 4.0]).view(1, 1, 2, 1)  # (B, L, T, D)
-    out = align_frames(x, 4).flatten().tolist()
-    # half-pixel centres: targets at source positions -0.25 (clamped), 0.25, 0.75, 1.25 (clamped)
-    assert out == pytest.approx([0.0, 1.0, 3.0, 4.0])
-
-
-def test_frame_interpolation_matches_torch_linear():
-    x = torch.randn(2, 3, 49, 5, generator=torch.Generator().manual_seed(0))
-    for frames in (50, 17, 49, 120):
-        ours = align_frames(x, frames)
-        ref = F.interpolate(x.permute(0, 1, 3, 2).reshape(2, 15, 49), size=frames, mode="linear",
-                            align_corners=False).reshape(2, 3, 5, frames).permute(0, 1, 3, 2)
-        # float32 rounding differs (weights summed in another order): a few ulp of |x| ≲ 4
-        torch.testing.assert_close(ours, ref, atol=5e-5, rtol=1e-5)
+from upstream_merged.fusion.align import FusionInputError, LayerAligner, layer_interpolation
 
 
 def test_layer_interpolation_known_values():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from upstream_merged.fusion.align import align_frames
+from upstream_merged.core.frames import align_frames
 from upstream_merged.hub.common import EntryArgumentError
 from upstream_merged.hub.controls import RANDOM_INIT_ENTRIES, single_interface_entries
 from upstream_merged.models.hubert import load_hubert_family

@@ -1,7 +1,7 @@
 """Aligning several upstreams' hidden states: frame rate, layer count, width; then merging them.
 
 Frames: linear interpolation over time onto one grid (``round(samples / rate)`` frames, the count
-s3prl's Featurizer expects), with F.interpolate's half-pixel (align_corners=False) coordinates.
+s3prl's Featurizer expects; :mod:`upstream_merged.core.frames`).
 Layers: linear interpolation over the layer axis onto the largest depth L, first and last layer
 kept in place (align_corners=True). Widths: one learned Linear per upstream whose width differs,
 shared by its layers. Merges: ``add`` (HConv's unified model), ``concat`` (concatenate widths,
@@ -15,37 +15,12 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from upstream_merged.core.frames import align_frames
 from upstream_merged.fusion.spec import Merge
 
 
 class FusionInputError(ValueError):
     """Hidden states given to the fusion interface do not match what it was built for."""
-
-
-def target_frames(num_samples: int, rate: int) -> int:
-    """Frames on the common grid for ``num_samples`` 16 kHz samples (s3prl's round(len / rate), at least 1)."""
-    return max(1, round(num_samples / rate))
-
-
-def frame_interpolation(source: int, target: int, device: Optional[torch.device] = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Left index, right index and right weight of linear interpolation from ``source`` to ``target`` frames (on ``device``)."""
-    position = (torch.arange(target, dtype=torch.float64, device=device) + 0.5) * (source / target) - 0.5
-    position = position.clamp(min=0.0, max=source - 1)
-    left = position.floor().long()
-    right = (left + 1).clamp(max=source - 1)
-    return left, right, (position - left).float()
-
-
-def align_frames(layers: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, L, T, D) -> (B, L, frames, D) by linear interpolation over time (identity when T == frames)."""
-    source = layers.shape[2]
-    if source == frames:
-        return layers
-    left, right, weight = frame_interpolation(source, frames, device=layers.device)  # built where the layers are
-    weight = weight.to(layers.dtype)[:, None]  # (frames, 1)
-    lo, hi = layers[:, :, left], layers[:, :, right]
-    return torch.lerp(lo, hi, weight)
 
 
 def layer_interpolation(source: int, target: int) -> torch.Tensor:

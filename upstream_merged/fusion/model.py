@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from upstream_merged.core.frames import target_frames
 from upstream_merged.core.rng import isolated_rng
-from upstream_merged.fusion.align import LayerAligner, target_frames
+from upstream_merged.fusion.align import LayerAligner
 from upstream_merged.fusion.interfaces import GumbelDimensionSelect, HConv
 from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.upstream.base import validate_wavs

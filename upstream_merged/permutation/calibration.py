@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from upstream_merged.core.frames import conv_output_length, receptive_field
 from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
 from upstream_merged.permutation.placement import DEVICE_CHOICES, resolve_device  # noqa: F401 (re-exported)
 from upstream_merged.permutation.spec import PermutationSpec, Probe
 from upstream_merged.upstream.base import to_native_rate
-from upstream_merged.upstream.hubert import conv_output_length, hubert_model_input, receptive_field
+from upstream_merged.upstream.hubert import hubert_model_input
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The s3prl upstream contract shared by every entry: wav-list validation, padding, frame alignment."""
+"""The s3prl upstream contract shared by every entry: wav-list validation, dtype conversion, padding, resampling."""
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -6,7 +6,6 @@ from typing import List, Sequence
 import contextlib
 
 import torch
-import torch.nn.functional as F
 import torchaudio
 
 S3PRL_SAMPLE_RATE = 16000
@@ -77,10 +76,3 @@ def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
 def to_native_rate(wave: torch.Tensor, rate: int, native_rate: int) -> torch.Tensor:
     """Resample one wave from ``rate`` to a model's ``native_rate`` with torchaudio (identity when equal)."""
     return wave if rate == native_rate else torchaudio.functional.resample(wave, rate, native_rate)
-
-
-def interpolate_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Linearly resample (B, T, D) features along time to (B, num_frames, D)."""
-    if features.shape[1] == num_frames:
-        return features
-    return F.interpolate(features.transpose(1, 2), size=num_frames, mode="linear", align_corners=False).transpose(1, 2)

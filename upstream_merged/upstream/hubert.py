@@ -8,29 +8,8 @@ import torch
 from torch import nn
 from transformers import HubertModel
 
-from upstream_merged.upstream.base import (
-    S3PRL_SAMPLE_RATE,
-    interpolate_frames,
-    pad_batch,
-    to_native_rate,
-    validate_wavs,
-)
-
-
-def conv_output_length(length: int, kernels: List[int], strides: List[int]) -> int:
-    """Frames a stride/kernel CNN stack without padding produces for ``length`` samples."""
-    for kernel, stride in zip(kernels, strides):
-        length = max((length - kernel) // stride + 1, 0)
-    return length
-
-
-def receptive_field(kernels: List[int], strides: List[int]) -> int:
-    """Samples needed for one output frame of the CNN stack."""
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides):
-        field += (kernel - 1) * jump
-        jump *= stride
-    return field
+from upstream_merged.core.frames import conv_output_length, interpolate_frames, receptive_field
+from upstream_merged.upstream.base import S3PRL_SAMPLE_RATE, pad_batch, to_native_rate, validate_wavs
 
 
 def hubert_model_input(waves: List[torch.Tensor], normalize: bool, min_length: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
