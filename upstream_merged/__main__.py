@@ -1,4 +1,4 @@
-"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,...}``."""
+"""Command line: ``python -m upstream_merged {merge,entries,install-hook,tiny,check-sources,data,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -64,7 +64,7 @@ def _cmd_install_hook(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
-    from upstream_merged.testing.tiny import materialize_tiny
+    from upstream_merged.tiny import materialize_tiny
 
     print(materialize_tiny(args.source))
     return 0
@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     from upstream_merged.check_sources import add_parser as add_check_sources_command  # check-sources
 
     add_check_sources_command(sub, add_command)
+    from upstream_merged.data.runner import add_parser as add_data_command  # data LAYOUT OUT ...
+
+    add_data_command(sub, add_command)
     return parser
 
 

@@ -1,9 +1,7 @@
-"""tools/synth.py helpers: stable ids, all-or-nothing output directories."""
+"""upstream_merged/data/shared.py: stable ids, all-or-nothing output directories."""
 import pytest
 
-from superb_tool_helpers import tool
-
-synth = tool("synth")
+from upstream_merged.data import shared as synth
 
 
 def test_stable_id_is_deterministic_and_uses_the_alphabet():

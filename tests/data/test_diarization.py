@@ -1,12 +1,12 @@
-"""tools/make_diarization.py writes Kaldi-style two-speaker recordings that s3prl's diarization reader loads."""
+"""upstream_merged/data/diarization.py writes Kaldi-style two-speaker recordings that s3prl's diarization reader loads."""
 import importlib.util
 
 import pytest
 import soundfile as sf
 
-from superb_tool_helpers import tool, tree_digest
+from data_helpers import tree_digest
+from upstream_merged.data import diarization as sd
 
-sd = tool("make_diarization")
 
 
 def _kaldi(path):

@@ -1,14 +1,13 @@
-"""tools/make_fluent_commands.py writes the FSC layout s3prl's fluent_commands expert reads, deterministically."""
+"""upstream_merged/data/fluent_commands.py writes the FSC layout s3prl's fluent_commands expert reads, deterministically."""
 import os
 import subprocess
-import sys
 
 import pandas as pd
 import soundfile as sf
 
-from superb_tool_helpers import TOOLS, tool, tree_digest
+from data_helpers import DATA_CLI, tree_digest
+from upstream_merged.data import fluent_commands as fsc
 
-fsc = tool("make_fluent_commands")
 
 
 def test_layout_is_what_the_expert_reads(fluent_commands_root):
@@ -44,7 +43,7 @@ def test_two_runs_give_identical_bytes(tmp_path):
 
 
 def test_cli_errors_without_espeak_and_leaves_nothing(tmp_path):
-    result = subprocess.run([sys.executable, str(TOOLS / "make_fluent_commands.py"), str(tmp_path / "out")],
+    result = subprocess.run([*DATA_CLI, "fluent_commands", str(tmp_path / "out")],
                             capture_output=True, text=True, env=dict(os.environ, PATH=str(tmp_path)))
     assert result.returncode == 2 and "espeak-ng" in result.stderr and "apt-get install" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -1,9 +1,9 @@
-"""tools/make_snips.py: Audio-SNIPS-style utterances whose slot transcripts the stock character-slot encoder reads."""
+"""upstream_merged/data/snips.py: Audio-SNIPS-style utterances whose slot transcripts the stock character-slot encoder reads."""
 import soundfile as sf
 
-from superb_tool_helpers import tool, tree_digest
+from data_helpers import tree_digest
+from upstream_merged.data import snips
 
-snips = tool("make_snips")
 
 
 def test_slots_encode_and_decode_with_the_stock_encoder(snips_root):

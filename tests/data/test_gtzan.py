@@ -1,15 +1,11 @@
-"""tools/make_gtzan.py writes GTZAN's layout (+ MARBLE-format split lists on request), deterministically."""
+"""upstream_merged/data/gtzan.py writes GTZAN's layout (+ MARBLE-format split lists on request), deterministically."""
 import subprocess
-import sys
-from pathlib import Path
 
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_gtzan.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_gtzan  # noqa: E402
-
-from upstream_merged.downstream.readers import GTZAN_GENRES, read_gtzan  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import gtzan as make_gtzan
+from upstream_merged.downstream.readers import GTZAN_GENRES, read_gtzan
 
 
 def test_layout_lists_and_determinism(tmp_path):
@@ -46,5 +42,5 @@ def test_genres_differ_in_tempo_and_drums(tmp_path):
 
 def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([*DATA_CLI, "gtzan", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr

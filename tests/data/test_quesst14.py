@@ -1,12 +1,12 @@
-"""tools/make_quesst14.py writes QUESST14's scoring lists and audio the way s3prl's quesst14_dtw reads them."""
+"""upstream_merged/data/quesst14.py writes QUESST14's scoring lists and audio the way s3prl's quesst14_dtw reads them."""
 import csv
 import importlib.util
 
 import soundfile as sf
 
-from superb_tool_helpers import tool, tree_digest
+from data_helpers import tree_digest
+from upstream_merged.data import quesst14 as qbe
 
-qbe = tool("make_quesst14")
 
 
 def _audio_paths(root, lst):

@@ -1,7 +1,7 @@
-"""tools/make_libriphone.py: a LibriSpeech corpus whose every word has espeak-ng phones in the vocabulary."""
-from superb_tool_helpers import tool, tree_digest
+"""upstream_merged/data/libriphone.py: a LibriSpeech corpus whose every word has espeak-ng phones in the vocabulary."""
+from data_helpers import tree_digest
+from upstream_merged.data import libriphone
 
-libriphone = tool("make_libriphone")
 
 
 def test_lexicon_covers_the_corpus_with_vocabulary_phones(libriphone_root):

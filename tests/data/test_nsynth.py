@@ -1,20 +1,17 @@
-"""tools/make_nsynth.py writes NSynth's layout and fields, deterministically, with disjoint instruments per split."""
+"""upstream_merged/data/nsynth.py writes NSynth's layout and fields, deterministically, with disjoint instruments per split."""
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_nsynth.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_nsynth  # noqa: E402
-
-from upstream_merged.downstream.readers import NSYNTH_FAMILIES, read_nsynth  # noqa: E402
-from upstream_merged.synth.music import midi_to_hz  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import nsynth as make_nsynth
+from upstream_merged.downstream.readers import NSYNTH_FAMILIES, read_nsynth
+from upstream_merged.synth.music import midi_to_hz
 
 FIELDS = {"note", "sample_rate", "pitch", "velocity", "instrument", "instrument_str", "instrument_family",
           "instrument_family_str", "instrument_source", "instrument_source_str", "note_str", "qualities",
@@ -56,7 +53,7 @@ def test_layout_fields_and_determinism(tmp_path):
 
 def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([*DATA_CLI, "nsynth", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr
 
 

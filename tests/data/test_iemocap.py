@@ -1,10 +1,10 @@
-"""tools/make_iemocap.py writes IEMOCAP's session layout and label files; s3prl's preprocessing reads them."""
+"""upstream_merged/data/iemocap.py writes IEMOCAP's session layout and label files; s3prl's preprocessing reads them."""
 import json
 import re
 
-from superb_tool_helpers import tool, tree_digest
+from data_helpers import tree_digest
+from upstream_merged.data import iemocap
 
-iemocap = tool("make_iemocap")
 
 
 def test_sessions_labels_and_meta_data(iemocap_root):

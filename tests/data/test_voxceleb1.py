@@ -1,4 +1,4 @@
-"""tools/make_voxceleb1.py writes VoxCeleb1's layout and official iden_split.txt format, deterministically (small and power profiles)."""
+"""upstream_merged/data/voxceleb1.py writes VoxCeleb1's layout and official iden_split.txt format, deterministically (small and power profiles)."""
 import json
 import re
 from pathlib import Path
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from superb_tool_helpers import tool, tree_digest
+from data_helpers import tree_digest
+from upstream_merged.data import voxceleb1 as vox
 
-vox = tool("make_voxceleb1")
 LINE = re.compile(r"^([123]) (id1\d{4})/([A-Za-z0-9_-]{11})/(\d{5})\.wav$")
 
 

@@ -1,16 +1,12 @@
-"""tools/make_vctk.py writes VCTK 0.92's layout (txt/, wav48_silence_trimmed/ with mic1/mic2 FLAC), deterministically."""
+"""upstream_merged/data/vctk.py writes VCTK 0.92's layout (txt/, wav48_silence_trimmed/ with mic1/mic2 FLAC), deterministically."""
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_vctk.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_vctk  # noqa: E402
-
-from upstream_merged.mam.zero_shot.data import read_vctk  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import vctk as make_vctk
+from upstream_merged.mam.zero_shot.data import read_vctk
 
 
 def test_layout_mics_reader_and_determinism(tmp_path):
@@ -44,5 +40,5 @@ def test_plan_is_deterministic():
 
 def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([*DATA_CLI, "vctk", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr

@@ -3,25 +3,22 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_speech_commands.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_speech_commands as ks  # noqa: E402
-from make_speech_commands import COMMANDS, split_of  # noqa: E402
-
-from upstream_merged.synth import degrade  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import speech_commands as ks
+from upstream_merged.data.speech_commands import COMMANDS, split_of
+from upstream_merged.synth import degrade
 
 CLASSES = set(COMMANDS) | {"_unknown_", "_silence_"}
 
 
 def _make(out, *extra, env=None):
-    return subprocess.run([sys.executable, str(TOOL), str(out), "--train-speakers", "2", "--dev-speakers", "1",
+    return subprocess.run([*DATA_CLI, "speech_commands", str(out), "--train-speakers", "2", "--dev-speakers", "1",
                            "--test-speakers", "1", *extra], capture_output=True, text=True, env=env)
 
 

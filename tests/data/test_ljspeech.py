@@ -1,15 +1,11 @@
-"""tools/make_ljspeech.py writes LJ Speech 1.1's layout (metadata.csv columns, 22.05 kHz wavs), deterministically."""
+"""upstream_merged/data/ljspeech.py writes LJ Speech 1.1's layout (metadata.csv columns, 22.05 kHz wavs), deterministically."""
 import subprocess
-import sys
-from pathlib import Path
 
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_ljspeech.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_ljspeech  # noqa: E402
-
-from upstream_merged.mam.zero_shot.data import read_ljspeech  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import ljspeech as make_ljspeech
+from upstream_merged.mam.zero_shot.data import read_ljspeech
 
 
 def test_layout_reader_and_determinism(tmp_path):
@@ -38,5 +34,5 @@ def test_abbreviations_are_expanded_in_the_normalized_column():
 
 def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([*DATA_CLI, "ljspeech", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr

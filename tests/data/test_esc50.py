@@ -1,18 +1,14 @@
-"""tools/make_esc50.py writes ESC-50's layout (csv columns, file names, 5 balanced folds), deterministically."""
+"""upstream_merged/data/esc50.py writes ESC-50's layout (csv columns, file names, 5 balanced folds), deterministically."""
 import csv
 import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import soundfile as sf
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_esc50.py"
-sys.path.insert(0, str(TOOL.parent))
-import make_esc50  # noqa: E402
-
-from upstream_merged.downstream.readers import read_esc50  # noqa: E402
-from upstream_merged.synth.events import CATEGORIES  # noqa: E402
+from data_helpers import DATA_CLI
+from upstream_merged.data import esc50 as make_esc50
+from upstream_merged.downstream.readers import read_esc50
+from upstream_merged.synth.events import CATEGORIES
 
 
 def test_layout_folds_and_determinism(tmp_path):
@@ -52,5 +48,5 @@ def test_takes_of_one_source_share_a_fold():
 
 def test_cli_refuses_a_non_empty_output(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([*DATA_CLI, "esc50", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "not empty" in result.stderr
