@@ -66,8 +66,12 @@ class DataSet:
     args: Tuple[str, ...] = ()
 
     def key(self) -> str:
-        """Hash of the tool's source and arguments (a changed generator makes a new directory)."""
-        material = (REPO / "tools" / self.script).read_bytes() + repr(self.args).encode()
+        """Hash of the generator's source and arguments (a changed generator makes a new directory).
+
+        The generator is the layout module tools/<script> runs (upstream_merged/data/<layout>.py), not its shim.
+        """
+        material = (REPO / "upstream_merged" / "data" / self.script.removeprefix("make_")).read_bytes()
+        material += repr(self.args).encode()
         return hashlib.sha256(material).hexdigest()[:10]
 
     def path(self, work: Path) -> Path:

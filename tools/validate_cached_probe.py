@@ -45,7 +45,9 @@ def dataset_dir(work: Path, script: str, args: Sequence[str]) -> Path:
     synthesis library it imports (upstream_merged/synth), so work on that library does not regenerate
     a validation set half-way through; delete work/data to regenerate.
     """
-    material = (REPO / "tools" / script).read_bytes() + repr(list(args)).encode()
+    # the generator is the layout module tools/<script> runs (upstream_merged/data/<layout>.py), not its shim
+    material = (REPO / "upstream_merged" / "data" / script.removeprefix("make_")).read_bytes()
+    material += repr(list(args)).encode()
     final = work / "data" / f"{Path(script).stem}-{hashlib.sha256(material).hexdigest()[:10]}"
     if final.is_dir():
         logger.info("data: cached %s", final)
