@@ -43,11 +43,11 @@ def test_entry_build_and_cached_load_keep_global_state(name, empty_cache):
 
 
 def test_tiny_writers_keep_global_state(empty_cache, tmp_path):
-    from upstream_merged.testing.tiny import materialize_tiny, tiny_architectures
-    from upstream_merged.testing.tiny_beats import build_tiny_beats, tiny_beats_config, write_beats_checkpoint
-    from upstream_merged.testing.tiny_fusion import build_tiny_wavlm, build_tiny_whisper
-    from upstream_merged.testing.tiny_hubert import build_tiny_hubert
-    from upstream_merged.testing.tiny_text_image import write_bert_dir, write_vit_dir
+    from upstream_merged.tiny import materialize_tiny, tiny_architectures
+    from upstream_merged.tiny.beats import build_tiny_beats, tiny_beats_config, write_beats_checkpoint
+    from upstream_merged.tiny.fusion import build_tiny_wavlm, build_tiny_whisper
+    from upstream_merged.tiny.hubert import build_tiny_hubert
+    from upstream_merged.tiny.text_image import write_bert_dir, write_vit_dir
 
     for arch in tiny_architectures():
         assert_keeps_global_state(lambda: materialize_tiny(f"tiny:{arch}:3"), f"tiny writer {arch}")

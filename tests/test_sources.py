@@ -3,7 +3,7 @@ import pytest
 
 from upstream_merged.hub.baselines import DEFAULT_SOURCES, hubert_family_upstream
 from upstream_merged.sources import SourceError, resolve_source
-from upstream_merged.testing.tiny import materialize_tiny, parse_tiny
+from upstream_merged.tiny import materialize_tiny, parse_tiny
 
 
 def test_existing_directory_is_used_as_is(tmp_path):

@@ -32,8 +32,8 @@ from upstream_merged.fusion.model import BACKBONE_PREFIX, FusionUpstream
 from upstream_merged.fusion.spec import FusionSpec
 from upstream_merged.fusion.whisper import WhisperEncoderUpstream
 from upstream_merged.models.whisper import WhisperFrontendConfig
-from upstream_merged.testing.tiny_fusion import TINY_WAVLM, TINY_WHISPER
-from upstream_merged.testing.tiny_hubert import TINY_HUBERT
+from upstream_merged.tiny.fusion import TINY_WAVLM, TINY_WHISPER
+from upstream_merged.tiny.hubert import TINY_HUBERT
 from upstream_merged.upstream.frozen_state import digest_tensors
 from upstream_merged.upstream.hubert import HubertFamilyUpstream
 

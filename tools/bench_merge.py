@@ -47,8 +47,8 @@ from upstream_merged.permutation.placement import resolve_batch_seconds, resolve
 from upstream_merged.permutation.recipe import Calibration  # noqa: E402
 from upstream_merged.permutation.spec import spec_for_model  # noqa: E402
 from upstream_merged.recipe import parse_recipe  # noqa: E402
-from upstream_merged.testing.tiny import randomize_  # noqa: E402
-from upstream_merged.testing.tiny_hubert import TINY_HUBERT, write_hubert_dir  # noqa: E402
+from upstream_merged.tiny import randomize_  # noqa: E402
+from upstream_merged.tiny.hubert import TINY_HUBERT, write_hubert_dir  # noqa: E402
 
 COMPONENTS = ("cnn", "ffn", "attn")
 

@@ -33,8 +33,8 @@ def main(argv=None) -> int:
     import s3prl.hub as hub
     from transformers import HubertConfig, HubertModel
 
-    from upstream_merged.testing.tiny import randomize_
-    from upstream_merged.testing.tiny_hubert import TINY_HUBERT, write_hubert_dir
+    from upstream_merged.tiny import randomize_
+    from upstream_merged.tiny.hubert import TINY_HUBERT, write_hubert_dir
 
     torch.set_grad_enabled(False)
     config = HubertConfig(**(TINY_HUBERT if args.tiny else {}), layerdrop=0.0, apply_spec_augment=False)  # {}: base

@@ -118,7 +118,7 @@ def stage_ctc(out: Path, steps: int, encoder_source: str = "small:hubert", batch
     from upstream_merged.mam.zero_shot.metrics import normalise_transcript, vocabulary_charset
     from upstream_merged.models.hubert import load_hubert_family
     from upstream_merged.sources import resolve_source
-    from upstream_merged.testing.tiny_task_models import CTC_CONFIG, LS960_FT_VOCAB, write_hubert_ctc_dir
+    from upstream_merged.tiny.task_models import CTC_CONFIG, LS960_FT_VOCAB, write_hubert_ctc_dir
 
     target = out / "hubert_small_ctc"
     if (target / "model.safetensors").is_file():

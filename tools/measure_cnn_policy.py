@@ -38,7 +38,7 @@ def _twin(a, layout_b: dict, seed: int, filters: str):
     """b with b's layout: a's feature projection + transformer scrambled; CNN filters a's (``same``) or its own."""
     from upstream_merged.permutation.apply import apply_permutations, random_permutations
     from upstream_merged.permutation.spec import spec_for_model
-    from upstream_merged.testing.tiny_hubert import build_published_layout
+    from upstream_merged.testing.published_layout import build_published_layout
 
     b = build_published_layout(layout_b, seed)
     spec = spec_for_model(a)
@@ -82,7 +82,7 @@ def measure(seed: int, filters: str, alphas, clips: int, seconds: float) -> Dict
     from upstream_merged.models.hubert import LoadedEncoder
     from upstream_merged.permutation.merge import align
     from upstream_merged.permutation.recipe import Calibration
-    from upstream_merged.testing.tiny_hubert import build_published_layout
+    from upstream_merged.testing.published_layout import build_published_layout
 
     layout_a = json.loads((PUBLISHED / "facebook--hubert-large-ll60k.json").read_text())
     layout_b = json.loads((PUBLISHED / "m-a-p--MERT-v1-330M.json").read_text())

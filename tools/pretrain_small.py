@@ -460,7 +460,7 @@ def probe(models: Dict[str, nn.Module], corpus: Path, rows: List[dict], domain: 
 # ----------------------------------------------------------------------------- output
 def save_encoder(model, out: Path, objective: str) -> None:
     """Write the encoder as a Hugging Face HubertModel directory (safetensors)."""
-    from upstream_merged.testing.tiny_hubert import write_hubert_dir
+    from upstream_merged.tiny.hubert import write_hubert_dir
 
     model.config.apply_spec_augment = False
     write_hubert_dir(out, model, normalize=NORMALIZE[objective])

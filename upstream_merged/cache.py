@@ -21,6 +21,12 @@ logger = logging.getLogger(__name__)
 COMPLETE_MARK = ".complete"
 
 
+def cache_root() -> Path:
+    """Root of the plugin's on-disk cache (merged models, tiny models); $UPSTREAM_MERGED_CACHE overrides."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "upstream_merged"
+    return Path(os.environ.get("UPSTREAM_MERGED_CACHE", default))
+
+
 def content_key(material: Any) -> str:
     """A short stable hash of JSON-serialisable ``material``."""
     blob = json.dumps(material, sort_keys=True, default=str).encode()

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from upstream_merged.cache import cache_root  # noqa: F401 (re-exported: the cache's root)
+
 logger = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny:"
@@ -21,12 +23,6 @@ class SourceError(FileNotFoundError):
     """A model source could not be found locally and could not be fetched."""
 
 
-def cache_root() -> Path:
-    """Root of the plugin's on-disk cache (merged models, tiny models); $UPSTREAM_MERGED_CACHE overrides."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "upstream_merged"
-    return Path(os.environ.get("UPSTREAM_MERGED_CACHE", default))
-
-
 def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "-k") -> Path:
     """Return a local directory (or file) for ``source``; never substitutes another model.
 
@@ -39,7 +35,7 @@ def resolve_source(source: str | os.PathLike, what: str = "model", flag: str = "
     """
     text = str(source)
     if text.startswith(TINY_PREFIX):
-        from upstream_merged.testing.tiny import materialize_tiny
+        from upstream_merged.tiny import materialize_tiny
 
         return materialize_tiny(text)
     if text.startswith(SMALL_PREFIX):  # the small encoders pretrained here, shipped in the package

@@ -12,7 +12,7 @@ from upstream_merged.models.whisper import load_whisper_encoder
 from upstream_merged.registry import entries
 from upstream_merged.sources import resolve_source
 from upstream_merged.testing.contract import assert_deterministic_and_same_layers
-from upstream_merged.testing.tiny_fusion import build_tiny_wavlm, build_tiny_whisper
+from upstream_merged.tiny.fusion import build_tiny_wavlm, build_tiny_whisper
 from upstream_merged.upstream.base import UpstreamInputError
 
 

@@ -12,7 +12,7 @@ from transformers import WhisperFeatureExtractor
 from upstream_merged.fusion.whisper import WhisperEncoderUpstream
 from upstream_merged.models.whisper import WhisperFrontendConfig, load_whisper_encoder
 from upstream_merged.sources import resolve_source
-from upstream_merged.testing.tiny_fusion import build_tiny_whisper
+from upstream_merged.tiny.fusion import build_tiny_whisper
 
 TOL = 1e-4
 

@@ -12,7 +12,7 @@ from upstream_merged.mam.layouts import LAYOUTS, QKV
 from upstream_merged.mam.loading import load_attention_model
 from upstream_merged.mam.text_image import load_bert, load_vit
 from upstream_merged.models.checkpoint import CheckpointError
-from upstream_merged.testing.tiny_text_image import write_bert_dir, write_vit_dir
+from upstream_merged.tiny.text_image import write_bert_dir, write_vit_dir
 
 
 @pytest.mark.parametrize("target,overrides,names", [

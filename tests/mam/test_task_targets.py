@@ -15,7 +15,7 @@ from upstream_merged.mam.task_models import load_beats_classifier, load_hubert_c
 from upstream_merged.models.checkpoint import CheckpointError
 from upstream_merged.recipe import parse_recipe
 from upstream_merged.sources import resolve_source
-from upstream_merged.testing.tiny_task_models import build_tiny_hubert_ctc, write_beats_classifier, write_hubert_ctc_dir
+from upstream_merged.tiny.task_models import build_tiny_hubert_ctc, write_beats_classifier, write_hubert_ctc_dir
 
 
 def _recipe(target: str, source: str, lam: float = 0.5):

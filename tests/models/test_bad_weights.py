@@ -11,10 +11,10 @@ from upstream_merged.models.checkpoint import CheckpointError, NonFiniteTensorEr
 from upstream_merged.models.hubert import load_hubert_family
 from upstream_merged.models.wavlm import load_wavlm
 from upstream_merged.models.whisper import load_whisper_encoder
-from upstream_merged.testing.tiny_beats import build_tiny_beats, write_beats_checkpoint
-from upstream_merged.testing.tiny_fusion import build_tiny_wavlm, build_tiny_whisper, write_wavlm_dir, write_whisper_dir
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
-from upstream_merged.testing.tiny_text_image import write_bert_dir, write_vit_dir
+from upstream_merged.tiny.beats import build_tiny_beats, write_beats_checkpoint
+from upstream_merged.tiny.fusion import build_tiny_wavlm, build_tiny_whisper, write_wavlm_dir, write_whisper_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
+from upstream_merged.tiny.text_image import write_bert_dir, write_vit_dir
 
 
 def _poison_safetensors(directory, value):

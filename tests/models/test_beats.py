@@ -19,7 +19,7 @@ from upstream_merged.models.beats import (
     relative_position_buckets,
 )
 from upstream_merged.models.checkpoint import CheckpointError
-from upstream_merged.testing.tiny_beats import build_tiny_beats, tiny_beats_config, write_beats_checkpoint
+from upstream_merged.tiny.beats import build_tiny_beats, tiny_beats_config, write_beats_checkpoint
 
 # The cfg stored in the released BEATs_iter3_plus_AS2M.pt (fine-tuned: carries an AudioSet head).
 RELEASED_CFG = {

@@ -10,8 +10,8 @@ from upstream_merged.mam.loading import load_attention_model
 from upstream_merged.models.beats import beats_fbank, load_beats
 from upstream_merged.models.beats_convert import convert_beats_checkpoint
 from upstream_merged.models.checkpoint import CheckpointError, PickleRequiredError
-from upstream_merged.testing.tiny_beats import build_tiny_beats
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir
+from upstream_merged.tiny.beats import build_tiny_beats
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir
 
 
 def _pickled_beats(path, seed=3):

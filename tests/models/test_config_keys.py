@@ -11,7 +11,7 @@ from upstream_merged.models.config_keys import HUBERT_ALLOWED, MERT_ALLOWED, WAV
 from upstream_merged.models.hubert import hubert_config_from_dict, load_hubert_family
 from upstream_merged.models.wavlm import wavlm_config_from_dict
 from upstream_merged.models.whisper import whisper_config_from_dict
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
 
 PUBLISHED = Path(__file__).parent / "published_configs"
 
@@ -72,7 +72,7 @@ def test_every_published_config_fixture_is_accepted(path):
 @pytest.mark.parametrize("name", ["facebook--hubert-base-ls960", "facebook--hubert-large-ll60k", "m-a-p--MERT-v0",
                                   "m-a-p--MERT-v0-public", "m-a-p--MERT-v1-95M", "m-a-p--MERT-v1-330M"])
 def test_tiny_models_with_the_published_key_sets_load_strictly(tmp_path, name):
-    from upstream_merged.testing.tiny_hubert import build_published_layout, write_published_layout_dir
+    from upstream_merged.testing.published_layout import build_published_layout, write_published_layout_dir
 
     published = _published(name)
     model = build_published_layout(published, seed=7)
@@ -89,7 +89,7 @@ def test_tiny_models_with_the_published_key_sets_load_strictly(tmp_path, name):
 
 
 def test_published_mert_v1_95m_preprocessor_sets_normalisation(tmp_path):
-    from upstream_merged.testing.tiny_hubert import build_published_layout, write_published_layout_dir
+    from upstream_merged.testing.published_layout import build_published_layout, write_published_layout_dir
 
     published = _published("m-a-p--MERT-v1-95M")
     preprocessor = json.loads((PUBLISHED / "m-a-p--MERT-v1-95M.preprocessor_config.json").read_text())

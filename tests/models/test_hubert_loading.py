@@ -7,7 +7,7 @@ from transformers import HubertModel
 
 from upstream_merged.models.checkpoint import CheckpointError
 from upstream_merged.models.hubert import load_hubert_family
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
 
 WAVE = torch.randn(1, 8000, generator=torch.Generator().manual_seed(0))
 

@@ -7,8 +7,8 @@ from safetensors.torch import load_file, save_file
 
 from upstream_merged.models.checkpoint import NonFiniteTensorError
 from upstream_merged.recipe import parse_recipe
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir
-from upstream_merged.testing.tiny_text_image import write_bert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir
+from upstream_merged.tiny.text_image import write_bert_dir
 
 POISONED = "encoder.layers.0.attention.q_proj.weight"
 CALIBRATION = {"synthetic": {"clips": 2, "seconds": 0.5}, "batch_size": 2}

@@ -9,7 +9,7 @@ import torch
 from upstream_merged.permutation.apply import apply_permutations, random_permutations
 from upstream_merged.permutation.spec import spec_for_model
 from upstream_merged.recipe import parse_recipe
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir
 
 SMALL_CALIBRATION = {"synthetic": {"clips": 6, "seconds": 1.5}, "batch_size": 3, "frames_per_second": None,
                      "cnn_frames_per_second": None}

@@ -15,7 +15,7 @@ from upstream_merged.models.hubert import LoadedEncoder
 from upstream_merged.permutation.audio import CalibrationError, list_clips, load_clip, manifest_files, synthesize
 from upstream_merged.permutation.merge import align
 from upstream_merged.permutation.recipe import Calibration
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_mert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_mert_dir
 
 def _tone(seconds: float, rate: int, freq: float = 220.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate

@@ -16,7 +16,7 @@ from perm_helpers import make_recipe, scrambled_copy, write_pair  # noqa: E402
 from upstream_merged.permutation.audio import CalibrationError, list_clips  # noqa: E402
 from upstream_merged.permutation.merge import build  # noqa: E402
 from upstream_merged.permutation.recipe import Calibration  # noqa: E402
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert  # noqa: E402
+from upstream_merged.tiny.hubert import build_tiny_hubert  # noqa: E402
 
 
 def MUSIC(corpora) -> str:  # noqa: N802 - the music set's source label (its id is a temp dir)

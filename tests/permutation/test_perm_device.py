@@ -32,7 +32,7 @@ import upstream_merged
 from upstream_merged.models.hubert import LoadedEncoder
 from upstream_merged.permutation.calibration import Calibrator
 from upstream_merged.permutation.spec import spec_for_model
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert
+from upstream_merged.tiny.hubert import build_tiny_hubert
 
 PACKAGE = str(Path(upstream_merged.__file__).parent) + os.sep
 TORCH = str(Path(torch.__file__).parent) + os.sep
@@ -140,7 +140,7 @@ def test_hubert_family_upstream_creates_nothing_off_device():
 
 
 def test_beats_upstream_creates_nothing_off_device_and_never_syncs():
-    from upstream_merged.testing.tiny_beats import build_tiny_beats
+    from upstream_merged.tiny.beats import build_tiny_beats
     from upstream_merged.upstream.beats import BEATsUpstream
 
     upstream = BEATsUpstream(build_tiny_beats(2).eval().to("meta"))
@@ -154,7 +154,7 @@ def test_beats_upstream_creates_nothing_off_device_and_never_syncs():
 def test_whisper_frontend_and_encoder_create_nothing_off_device():
     from upstream_merged.fusion.whisper import WhisperEncoderUpstream
     from upstream_merged.models.whisper import WhisperFrontendConfig
-    from upstream_merged.testing.tiny_fusion import build_tiny_whisper
+    from upstream_merged.tiny.fusion import build_tiny_whisper
 
     model = build_tiny_whisper(3)
     frontend = WhisperFrontendConfig(num_mel_bins=model.config.num_mel_bins)

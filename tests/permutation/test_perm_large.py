@@ -17,7 +17,7 @@ from upstream_merged.permutation.merge import (
 )
 from upstream_merged.permutation.recipe import Calibration
 from upstream_merged.permutation.spec import spec_for_model
-from upstream_merged.testing.tiny_hubert import build_published_layout, write_published_layout_dir
+from upstream_merged.testing.published_layout import build_published_layout, write_published_layout_dir
 
 PUBLISHED = Path(__file__).parents[1] / "models" / "published_configs"
 HUBERT_LARGE = json.loads((PUBLISHED / "facebook--hubert-large-ll60k.json").read_text())

@@ -7,7 +7,7 @@ from upstream_merged.core.assignment import solve
 from upstream_merged.core.memory import release_free_memory
 from upstream_merged.permutation.apply import apply_permutations, permute_model_, random_permutations
 from upstream_merged.permutation.spec import SpecError, spec_for_model
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert
+from upstream_merged.tiny.hubert import build_tiny_hubert
 
 from perm_helpers import SCRAMBLED
 

@@ -15,7 +15,7 @@ from upstream_merged.permutation.apply import apply_permutations, invert_all
 from upstream_merged.permutation.merge import MergeError, align, build, check_compatible
 from upstream_merged.permutation.spec import spec_for_model
 from upstream_merged.recipe import load_recipe
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert
+from upstream_merged.tiny.hubert import build_tiny_hubert
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from upstream_merged.permutation.spec import (
     hubert_spec,
     spec_for_model,
 )
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert
+from upstream_merged.tiny.hubert import build_tiny_hubert
 
 VARIANTS = {
     "post_ln": {},

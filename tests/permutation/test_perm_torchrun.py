@@ -24,7 +24,7 @@ from perm_helpers import scrambled_copy, write_pair
 from upstream_merged.__main__ import main
 from upstream_merged.permutation.merge import build
 from upstream_merged.recipe import parse_recipe
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert
+from upstream_merged.tiny.hubert import build_tiny_hubert
 
 # 7 clips in batches of 2: four global batches, so the ranks get unequal shares (2 + 2 batches, 4 + 3 clips).
 # float64 statistics: the float32 batch products are bitwise those of one process (same batches, same shift),

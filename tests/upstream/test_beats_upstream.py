@@ -8,7 +8,7 @@ from upstream_merged.registry import entries
 from upstream_merged.sources import SourceError
 from upstream_merged.testing.contract import assert_deterministic_and_same_layers
 from upstream_merged.testing.s3prl_run import CONFIG_DIR, run_downstream, speech_commands_overrides
-from upstream_merged.testing.tiny_beats import build_tiny_beats, write_beats_checkpoint
+from upstream_merged.tiny.beats import build_tiny_beats, write_beats_checkpoint
 from upstream_merged.upstream.beats import BEATsUpstream
 
 RATE = 2560

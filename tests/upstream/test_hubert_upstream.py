@@ -5,7 +5,7 @@ import torch
 from upstream_merged.core.frames import conv_output_length
 from upstream_merged.models.hubert import load_hubert_family
 from upstream_merged.testing.contract import assert_deterministic_and_same_layers, pseudo_wavs
-from upstream_merged.testing.tiny_hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
+from upstream_merged.tiny.hubert import build_tiny_hubert, write_hubert_dir, write_mert_dir
 from upstream_merged.upstream.base import UpstreamInputError
 from upstream_merged.upstream.hubert import HubertFamilyUpstream
 

@@ -1,1 +1,1 @@
-"""Tiny real-format checkpoints for tests, demos and benchmarks (nothing is downloaded)."""
+"""Test helpers: the s3prl upstream contract, stock s3prl runs, published-layout models (tiny: sources: upstream_merged.tiny)."""

@@ -19,7 +19,7 @@ from upstream_merged.mam.zero_shot.run import (CELLS_FILE, DatasetSpec, ZeroShot
                                                evaluate_merged, load_grid, merged_encoder_state, plan_cells,
                                                subset_layers)
 from upstream_merged.sources import resolve_source
-from upstream_merged.testing.tiny_task_models import LS960_FT_VOCAB
+from upstream_merged.tiny.task_models import LS960_FT_VOCAB
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO_ROOT / "tools"))

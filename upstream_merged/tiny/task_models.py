@@ -20,8 +20,8 @@ from safetensors.torch import save_file
 from transformers import HubertConfig, HubertForCTC
 
 from upstream_merged.core.rng import isolated_rng
-from upstream_merged.testing.tiny import randomize_, tiny_writer
-from upstream_merged.testing.tiny_hubert import PREPROCESSOR, _with_weight_norm_names, tiny_hubert_config
+from upstream_merged.tiny import randomize_, tiny_writer
+from upstream_merged.tiny.hubert import PREPROCESSOR, _with_weight_norm_names, tiny_hubert_config
 
 # facebook/hubert-large-ls960-ft's vocab.json: CTC blank <pad> = 0, '|' = word delimiter, upper-case letters, "'".
 LS960_FT_VOCAB: Dict[str, int] = {token: i for i, token in enumerate(
@@ -62,7 +62,7 @@ def write_hubert_ctc_dir(directory: Path, model: HubertForCTC, vocab: Dict[str, 
 def write_beats_classifier(path: Path, labels: Sequence[str], seed: int = 0, **overrides) -> Path:
     """A tiny fine-tuned BEATs .pt (official format) with a ``len(labels)``-class predictor and label_dict."""
     from upstream_merged.models.checkpoint import torch_load_weights_only
-    from upstream_merged.testing.tiny_beats import tiny_beats_config, write_beats_checkpoint
+    from upstream_merged.tiny.beats import tiny_beats_config, write_beats_checkpoint
 
     cfg = tiny_beats_config(finetuned_model=True, predictor_class=len(labels), **overrides)
     path = write_beats_checkpoint(Path(path), cfg, seed)

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 from transformers import WavLMConfig, WavLMModel, WhisperConfig, WhisperModel
 
 from upstream_merged.core.rng import isolated_rng
-from upstream_merged.testing.tiny import randomize_, tiny_writer
-from upstream_merged.testing.tiny_hubert import TINY_FEATURE_ENCODER
+from upstream_merged.tiny import randomize_, tiny_writer
+from upstream_merged.tiny.hubert import TINY_FEATURE_ENCODER
 
 TINY_WAVLM = dict(
     hidden_size=32,

@@ -8,7 +8,7 @@ import torch
 
 from upstream_merged.models.beats import BEATs, BEATsConfig
 from upstream_merged.core.rng import isolated_rng
-from upstream_merged.testing.tiny import randomize_, tiny_writer
+from upstream_merged.tiny import randomize_, tiny_writer
 
 # The released iter3 cfg's options (DeepNorm, gated relative position, 320 buckets / 800 distance,
 # layer-wise gradient decay 0.6) at CPU-test size. embed_dim != encoder_embed_dim keeps post_extract_proj.

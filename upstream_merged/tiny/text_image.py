@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 from transformers import BertConfig, BertForPreTraining, ViTConfig, ViTModel
 
 from upstream_merged.core.rng import isolated_rng
-from upstream_merged.testing.tiny import randomize_, tiny_writer
-from upstream_merged.testing.tiny_hubert import TINY_HUBERT
+from upstream_merged.tiny import randomize_, tiny_writer
+from upstream_merged.tiny.hubert import TINY_HUBERT
 
 TINY_SIZE = dict(
     hidden_size=TINY_HUBERT["hidden_size"],

@@ -1,4 +1,4 @@
-"""Embedded tiny models: ``tiny:<arch>[:<seed>]`` sources written once into the cache, in real formats."""
+"""Embedded tiny models: ``tiny:<arch>[:<seed>]`` sources (and ``*_tiny`` entries) written once into the cache."""
 from __future__ import annotations
 
 import importlib
@@ -7,16 +7,16 @@ from typing import Callable, Dict
 
 import torch
 
-from upstream_merged.cache import build_atomically, content_key
+from upstream_merged.cache import build_atomically, cache_root, content_key
 from upstream_merged.core.rng import isolated_rng
 
 # Each module registers writers for its architectures with @tiny_writer.
 WRITER_MODULES = (
-    "upstream_merged.testing.tiny_hubert",
-    "upstream_merged.testing.tiny_text_image",
-    "upstream_merged.testing.tiny_beats",
-    "upstream_merged.testing.tiny_fusion",
-    "upstream_merged.testing.tiny_task_models",
+    "upstream_merged.tiny.hubert",
+    "upstream_merged.tiny.text_image",
+    "upstream_merged.tiny.beats",
+    "upstream_merged.tiny.fusion",
+    "upstream_merged.tiny.task_models",
 )
 TINY_FORMAT_VERSION = 1
 _WRITERS: Dict[str, Callable[[Path, int], None]] = {}
@@ -60,8 +60,6 @@ def parse_tiny(source: str) -> tuple[str, int]:
 
 def materialize_tiny(source: str) -> Path:
     """Write (once) and return the directory of the embedded tiny model ``source``."""
-    from upstream_merged.sources import cache_root
-
     arch, seed = parse_tiny(source)
     key = content_key({"arch": arch, "seed": seed, "version": TINY_FORMAT_VERSION, "torch": torch.__version__})
     target = cache_root() / "tiny" / f"{arch}-seed{seed}-{key}"
