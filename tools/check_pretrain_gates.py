@@ -2,14 +2,15 @@
 """Check the shipping gates of a pair of small encoders (speech, music) pretrained by tools/pretrain_small.py.
 
     python tools/check_pretrain_gates.py --speech-run results/pretrain_v2/hubert --music-run results/pretrain_v2/mert \
-        --evalsets /work/evalsets --out results/pretrain_v2/gates [--schedule converge] [--seeds 0 1]
+        --evalsets /work/evalsets --out results/pretrain_v2/gates [--seeds 0 1 2] [--only speech|music]
 
 Gate (a): every codebook's held-out masked-unit accuracy (the run's last evaluation) is >= 2x its
 majority-unit baseline. Gate (b): on every evaluation task the encoder of the task's domain beats the
 other one -- the speech encoder on speech tasks, the music encoder on music tasks -- by more than the 95%
-confidence interval: the paired bootstrap interval of the accuracy difference over the same test clips
-lies above 0. Probes are the cached-feature probes of upstream_merged.evaluation (s3prl's Featurizer +
-the task's stock head, trained on features extracted once). Writes gates.json and gates.md; exits 0
+confidence interval: the paired bootstrap interval of the accuracy difference (test clips and probe seeds
+resampled) lies above 0. Probes are the cached-feature probes of upstream_merged.evaluation (s3prl's
+Featurizer + the task's stock head, trained to convergence on features extracted once), run as the
+evidence table's cells (saved under --work-dir; ``--only speech|music`` probes one encoder ahead). Writes gates.json and gates.md; exits 0
 when every gate passes, 1 otherwise. A failing gate is reported with its figures, never relaxed.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 logger = logging.getLogger("check_pretrain_gates")
 UNIT_GATE = 2.0  # held-out masked accuracy / majority-unit accuracy
+PROBE = {"max_steps": 30000, "eval_step": 200, "patience": 15, "min_steps": 3000}  # the evidence table's full probe
 
 
 def last_evaluation(run: Path) -> dict:
@@ -61,20 +63,20 @@ def unit_gate(run: Path) -> dict:
     return {"run": str(run), "step": row["step"], "codebooks": codebooks, "pass": all(c["pass"] for c in codebooks.values())}
 
 
-def domain_gate(task: "DomainTask", speech: Sequence, music: Sequence) -> dict:
-    """Gate (b) for one task from the two encoders' probe results (same seeds, same test clips)."""
+def domain_gate(task: "DomainTask", speech: Sequence[dict], music: Sequence[dict]) -> dict:
+    """Gate (b) for one task from the two encoders' per-seed {clip id: correct} maps (same test clips)."""
     import numpy as np
 
     from upstream_merged.evaluation.stats import align_by_id, paired_bootstrap
 
     own, other = (speech, music) if task.domain == "speech" else (music, speech)
-    own_flags = np.stack([align_by_id(r.correct(), other[0].correct())[0] for r in own])  # (seeds, clips)
-    other_flags = np.stack([align_by_id(own[0].correct(), r.correct())[1] for r in other])
+    own_flags = np.stack([align_by_id(r, other[0])[0] for r in own])  # (seeds, clips)
+    other_flags = np.stack([align_by_id(own[0], r)[1] for r in other])
     paired = paired_bootstrap(own_flags, other_flags)
-    mean = lambda results: sum(r.test_accuracy.value for r in results) / len(results)  # noqa: E731
+    mean = lambda runs: float(np.mean([np.mean(list(r.values())) for r in runs]))  # noqa: E731
     return {"task": task.name, "domain": task.domain, "speech_accuracy": round(mean(speech), 4),
-            "music_accuracy": round(mean(music), 4), "own_minus_other": paired.as_dict(),
-            "interval": paired.text(), "pass": paired.low > 0.0}
+            "music_accuracy": round(mean(music), 4), "seeds": len(own), "clips": int(own_flags.shape[1]),
+            "own_minus_other": paired.as_dict(), "interval": paired.text(), "pass": paired.low > 0.0}
 
 
 def encoder_dir(run: Path, given: Optional[Path]) -> Path:
@@ -118,16 +120,17 @@ def main(argv=None) -> int:
     parser.add_argument("--music-encoder", type=Path, default=None)
     parser.add_argument("--evalsets", type=Path, default=None, help="root of the evaluation sets; omit: gate (a) only")
     parser.add_argument("--tasks", nargs="+", default=None, help="subset of ks sid pitch instrument")
-    parser.add_argument("--schedule", default="converge", help="probe schedule: converge | stock")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", choices=("speech", "music"), default=None,
+                        help="probe one encoder only (its cells are saved; a later full call reuses them)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "gates")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     report: dict = {"units": {"speech": unit_gate(args.speech_run), "music": unit_gate(args.music_run)}, "tasks": []}
     if args.evalsets is not None:
-        from upstream_merged.evaluation.features import Upstream
-        from upstream_merged.evaluation.run import probe_upstream, setup_from
-
+        from upstream_merged.evaluation.cells import Job, Profile, Row, run_jobs
         from upstream_merged.evaluation.evalsets import power_tasks
 
         tasks = power_tasks(args.evalsets, args.tasks)
@@ -135,13 +138,19 @@ def main(argv=None) -> int:
                     "music": encoder_dir(args.music_run, args.music_encoder)}
         report["encoders"] = {k: str(v) for k, v in encoders.items()}
         # hubert_small / mert_small -k DIR load any HF HubertModel dir with its own preprocessor_config
-        upstreams = {"speech": Upstream("hubert_small", ckpt=str(encoders["speech"])),
-                     "music": Upstream("mert_small", ckpt=str(encoders["music"]))}
+        rows = {"speech": Row("speech_encoder", "hubert_small", "snapshot", "speech encoder", ckpt=str(encoders["speech"])),
+                "music": Row("music_encoder", "mert_small", "snapshot", "music encoder", ckpt=str(encoders["music"]))}
+        profile = Profile("gates", tuple(args.seeds), dict(PROBE), 0, 1)
+        domains = [args.only] if args.only else ["speech", "music"]
+        cells = run_jobs([Job(rows[d], task, profile, str(args.work_dir.resolve())) for d in domains for task in tasks],
+                         args.jobs)
+        if args.only:
+            logger.info("%s encoder probed on %s; run again without --only for the gates", args.only,
+                        [t.name for t in tasks])
+            return 0
         for task in tasks:
-            setup = setup_from(task.run.downstream, task.run.config, dict(task.run.overrides))
-            results = {d: probe_upstream(u, setup, seeds=args.seeds, schedule=args.schedule, progress=True)
-                       for d, u in upstreams.items()}
-            report["tasks"].append(domain_gate(task, results["speech"], results["music"]))
+            per_domain = {d: [s["correct"] for s in cells[(rows[d].label, task.name)]["seeds"]] for d in domains}
+            report["tasks"].append(domain_gate(task, per_domain["speech"], per_domain["music"]))
             logger.info("%s: %s", task.name, report["tasks"][-1]["interval"])
     report["pass"] = all(g["pass"] for g in report["units"].values()) and all(t["pass"] for t in report["tasks"])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,14 +17,11 @@ The data sets are written by tools/make_speech_commands.py / make_nsynth.py (see
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
 import platform
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,55 +32,24 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 logger = logging.getLogger("validate_cached_probe")
-CONFIGS = REPO / "downstream_configs"
-
-
-def dataset_dir(work: Path, script: str, args: Sequence[str]) -> Path:
-    """Generate ``tools/<script> OUT ARGS`` once into work/data/<script>-<key> (key: the tool's source + args).
-
-    As in tools/reproduce_table.py, the key covers the generator script and its arguments, not the
-    synthesis library it imports (upstream_merged/synth), so work on that library does not regenerate
-    a validation set half-way through; delete work/data to regenerate.
-    """
-    # the generator is the layout module tools/<script> runs (upstream_merged/data/<layout>.py), not its shim
-    material = (REPO / "upstream_merged" / "data" / script.removeprefix("make_")).read_bytes()
-    material += repr(list(args)).encode()
-    final = work / "data" / f"{Path(script).stem}-{hashlib.sha256(material).hexdigest()[:10]}"
-    if final.is_dir():
-        logger.info("data: cached %s", final)
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("data: generating %s %s", script, " ".join(args))
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / script), str(tmp), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"tools/{script} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    os.replace(tmp, final)
-    return final
 
 
 def task_runs(names: Sequence[str], work: Path, ks_speakers: Tuple[int, int, int], nsynth_instruments: Tuple[int, int, int],
               nsynth_notes: int, nsynth_seconds: float, ks_root: Optional[Path] = None, nsynth_root: Optional[Path] = None):
     """TaskRun of each named task (ks, nsynth_pitch, nsynth_instrument), data generated on first use (or the given roots)."""
-    from upstream_merged.evaluation.validate import TaskRun
+    from upstream_merged.evaluation.evalsets import nsynth_task, speech_commands_task, written_set
 
     out = []
     for name in names:
         if name == "ks":
-            root = ks_root or dataset_dir(work, "make_speech_commands.py",
-                                          ["--train-speakers", str(ks_speakers[0]), "--dev-speakers", str(ks_speakers[1]),
-                                           "--test-speakers", str(ks_speakers[2])])
-            out.append(TaskRun("ks", "speech_commands", str(CONFIGS / "speech_commands_cpu_small.yaml"), {
-                "config.downstream_expert.datarc.speech_commands_root": str(root / "speech_commands_v0.01"),
-                "config.downstream_expert.datarc.speech_commands_test_root": str(root / "speech_commands_test_set_v0.01")}))
+            root = ks_root or written_set(work / "data", "speech_commands", [
+                "--train-speakers", str(ks_speakers[0]), "--dev-speakers", str(ks_speakers[1]),
+                "--test-speakers", str(ks_speakers[2])])
+            out.append(speech_commands_task(root).run)
         elif name in ("nsynth_pitch", "nsynth_instrument"):
-            root = nsynth_root or dataset_dir(work, "make_nsynth.py", ["--instruments", *map(str, nsynth_instruments),
-                                                                       "--notes-per-instrument", str(nsynth_notes)])
-            out.append(TaskRun(name, name, str(CONFIGS / f"{name}_cpu_small.yaml"), {
-                "config.downstream_expert.datarc.nsynth_root": str(root),
-                "config.downstream_expert.datarc.max_seconds": nsynth_seconds}))
+            root = nsynth_root or written_set(work / "data", "nsynth", ["--instruments", *map(str, nsynth_instruments),
+                                                                        "--notes-per-instrument", str(nsynth_notes)])
+            out.append(nsynth_task(root, name.removeprefix("nsynth_"), name=name, max_seconds=nsynth_seconds).run)
         else:
             raise ValueError(f"task {name!r}: choose from ks, nsynth_pitch, nsynth_instrument")
     return out

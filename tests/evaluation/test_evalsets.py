@@ -40,3 +40,17 @@ def test_single_task_builders(tmp_path):
     assert music.run.overrides["config.downstream_expert.datarc.max_seconds"] == 2.0 and music.domain == "music"
     with pytest.raises(ValueError, match="timbre"):
         nsynth_task(tmp_path, "timbre")
+
+
+def test_written_set_writes_once_and_refuses_unknown_layouts(tmp_path):
+    from upstream_merged.evaluation.evalsets import written_set
+
+    with pytest.raises(ValueError, match="no dataset layout 'nope'"):
+        written_set(tmp_path, "nope", [])
+    args = ["--instruments", "1", "1", "1", "--notes-per-instrument", "2"]
+    first = written_set(tmp_path, "nsynth", args)
+    assert first.name.startswith("nsynth-") and (first / "nsynth-test" / "examples.json").is_file()
+    stamp = first.stat().st_mtime_ns
+    assert written_set(tmp_path, "nsynth", args) == first and first.stat().st_mtime_ns == stamp
+    assert not list(tmp_path.glob(".*partial*"))
+    assert written_set(tmp_path, "nsynth", args[:-1] + ["3"]) != first

@@ -6,13 +6,21 @@ root; :func:`power_tasks` points the stock configs (``-c``) at them with the ``-
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from upstream_merged.evaluation.validate import TaskRun
 
-CONFIGS = Path(__file__).resolve().parents[2] / "downstream_configs"
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "downstream_configs"
 DOMAINS = ("speech", "music")
 
 
@@ -78,3 +86,41 @@ def require_data(tasks: Sequence[DomainTask], root: Path) -> None:
                                                  if k.endswith(("_root", "file_path", "meta_data")))]
     if missing:
         raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (docs/evalsets.md)")
+
+
+def small_tasks(data_dir: Path) -> List[DomainTask]:
+    """Small sets for the demo and curves (written once under ``data_dir``): keyword spotting, NSynth pitch (1 s)."""
+    ks = written_set(data_dir, "speech_commands", ["--train-speakers", "12", "--dev-speakers", "4",
+                                                   "--test-speakers", "24"])
+    nsynth = written_set(data_dir, "nsynth", ["--instruments", "4", "2", "3", "--notes-per-instrument", "40"])
+    return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
+
+
+def written_set(data_dir: Path, layout: str, args: Sequence[str]) -> Path:
+    """``python -m upstream_merged data LAYOUT OUT ARGS`` written once into data_dir/<layout>-<key>.
+
+    The key hashes the layout module (upstream_merged/data/<layout>.py) and the arguments, not the
+    synthesis library it imports, so work on that library does not regenerate a set half-way through a
+    table (delete the directory to regenerate). Written into a temp directory renamed on success, so a
+    failed or interrupted writer leaves nothing that looks finished.
+    """
+    module = REPO / "upstream_merged" / "data" / f"{layout}.py"
+    if not module.is_file():
+        raise ValueError(f"no dataset layout {layout!r} (upstream_merged/data/{layout}.py does not exist)")
+    key = hashlib.sha256(module.read_bytes() + repr(list(args)).encode()).hexdigest()[:10]
+    final = Path(data_dir) / f"{layout}-{key}"
+    if final.is_dir():
+        log.info("data: %s cached at %s", layout, final)
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log.info("data: writing %s %s", layout, " ".join(args))
+    proc = subprocess.run([sys.executable, "-m", "upstream_merged", "data", layout, str(tmp), *args], cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"python -m upstream_merged data {layout} failed ({proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:]}")
+    os.replace(tmp, final)
+    return final

@@ -91,15 +91,15 @@ def read_predictions(expdir: Path, split: str = "test") -> Dict[str, bool]:
 
 
 def run_stock(entry: str, task: TaskRun, seed: int, sweep_dir: Path, env: Optional[Mapping[str, str]] = None,
-              ckpt: Optional[str] = None, model_config: Optional[str] = None) -> StockRun:
-    """Train + evaluate one stock run through the sweep runner (reused when it finished before)."""
+              ckpt: Optional[str] = None, model_config: Optional[str] = None, finetune: bool = False) -> StockRun:
+    """Train + evaluate one stock run through the sweep runner (reused when it finished before); ``finetune``: -f."""
     from upstream_merged.superb.commands import plan_sweep
     from upstream_merged.superb.runner import execute_run
     from upstream_merged.superb.spec import parse_spec
 
     spec = parse_spec({
         "output_dir": str(sweep_dir), "device": "cpu", "seeds": [seed], "env": {**stock_env(), **(env or {})},
-        "entries": [{"name": entry, **({"ckpt": ckpt} if ckpt else {}),
+        "entries": [{"name": entry, "finetune": finetune, **({"ckpt": ckpt} if ckpt else {}),
                      **({"model_config": model_config} if model_config else {})}],
         "tasks": [{"name": task.name, "downstream": task.downstream, "config": str(task.config),
                    "overrides": {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in task.overrides.items()},

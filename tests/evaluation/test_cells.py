@@ -1,0 +1,43 @@
+"""Evidence-table cells: result keys, reuse of saved cells, the chance row."""
+from __future__ import annotations
+
+import json
+
+from upstream_merged.evaluation.cells import Job, Profile, Row, read_done, run_job, weights_read
+from upstream_merged.evaluation.evalsets import speech_commands_task
+
+PROFILE = Profile("t", (0,), {"max_steps": 20, "eval_step": 10, "patience": 2, "min_steps": 10}, 10, 5)
+
+
+def test_result_key_follows_row_task_and_budget(tmp_path):
+    task = speech_commands_task(tmp_path / "ks")
+    row = Row("hubert_small", "hubert_small", "encoder", "speech")
+    base = Job(row, task, PROFILE, str(tmp_path)).result_path
+    assert base.parent == tmp_path / "results" and base.name.startswith("hubert_small-ks-")
+    assert Job(row, task, PROFILE, str(tmp_path)).result_path == base
+    other_budget = Profile("t", (0, 1), PROFILE.probe, 10, 5)
+    assert Job(row, task, other_budget, str(tmp_path)).result_path != base
+    assert Job(row, speech_commands_task(tmp_path / "other"), PROFILE, str(tmp_path)).result_path != base
+
+
+def test_weights_read_by_a_row(tmp_path):
+    assert weights_read(Row("chance", "", "chance", "c")) == ""
+    snapshot = tmp_path / "step_000100"
+    snapshot.mkdir()
+    (snapshot / "model.safetensors").write_bytes(b"x")
+    first = weights_read(Row("s", "hubert_small", "snapshot", "s", ckpt=str(snapshot)))
+    (snapshot / "model.safetensors").write_bytes(b"xy")
+    assert weights_read(Row("s", "hubert_small", "snapshot", "s", ckpt=str(snapshot))) != first
+    assert len(weights_read(Row("h", "hubert_small", "encoder", "h"))) == 64  # the shipped encoders' digest
+
+
+def test_chance_cell_and_reuse(tmp_path, speech_commands_root):
+    job = Job(Row("chance", "", "chance", "chance"), speech_commands_task(speech_commands_root), PROFILE, str(tmp_path))
+    result = run_job(job)
+    (seed,) = result["seeds"]
+    labels = list(seed["correct"].values())
+    assert 0 < seed["accuracy"] < 1 and seed["accuracy"] == sum(labels) / len(labels)
+    saved = job.result_path.read_text()
+    job.result_path.write_text(json.dumps({**json.loads(saved), "marker": 1}))  # a saved cell is read, not rerun
+    assert run_job(job)["marker"] == 1
+    assert read_done([job])[job.key]["marker"] == 1

@@ -1,0 +1,231 @@
+"""Cells of an evidence table: one row (an upstream) on one task, every seed, run once and saved for reuse.
+
+A frozen row is probed on cached features (``features`` + ``probe``: extraction once, one converged
+probe per seed); a fine-tuned row (``-f``) is a stock ``run_downstream.py`` train + evaluate per seed;
+the chance row predicts the training set's majority class. Each cell's per-seed, per-clip correctness
+is written to ``WORK/results/<row>-<task>-<key>.json`` (the key covers the row, the task's -d/-c/-o, the
+budget and the weights it reads), so a rerun skips finished cells and an interrupted table continues.
+Cells run in spawned worker processes, one torch thread each.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = 1
+RUN_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+UNWEIGHTED_KINDS = ("chance", "hand")  # rows that read no shipped weights
+
+
+@dataclass(frozen=True)
+class Row:
+    """One upstream of a table: label, ``-u`` entry (``-k`` in ``ckpt``), what it is and how it is run."""
+
+    label: str
+    entry: str
+    kind: str  # chance | hand | random | encoder | merge | sweep | finetune | snapshot
+    title: str
+    paper_id: Optional[int] = None
+    ckpt: Optional[str] = None
+    finetune: bool = False
+    alpha: Optional[float] = None
+    aligned: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Seeds and budgets: the converging probe's arguments (Schedule.converge) and the stock -f step budget."""
+
+    name: str
+    seeds: Tuple[int, ...]
+    probe: dict
+    finetune_steps: int
+    finetune_eval_step: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row on one task (an evalsets.DomainTask) under a profile; results live under ``work``."""
+
+    row: Row
+    task: object
+    profile: Profile
+    work: str
+
+    @property
+    def key(self) -> Tuple[str, str]:
+        """(row label, task name)."""
+        return self.row.label, self.task.name
+
+    @property
+    def result_path(self) -> Path:
+        """Where the cell's per-seed results are saved (reused on a rerun)."""
+        from upstream_merged.cache import content_key
+
+        material = {"format": RESULT_FORMAT, "row": asdict(self.row), "task": asdict(self.task.run),
+                    "profile": asdict(self.profile), "weights": weights_read(self.row)}
+        return Path(self.work) / "results" / f"{self.row.label}-{self.task.name}-{content_key(material)}.json"
+
+
+def weights_read(row: Row) -> str:
+    """Digest of the weights a row reads: its -k directory's files, else the shipped small encoders (or none)."""
+    if row.kind in UNWEIGHTED_KINDS:
+        return ""
+    if row.ckpt and Path(row.ckpt).is_dir():
+        return directory_digest(Path(row.ckpt))
+    return shipped_weights_digest() + (directory_digest(Path(row.ckpt).parent) if row.ckpt else "")
+
+
+def directory_digest(directory: Path) -> str:
+    """sha256 over the names, sizes and mtimes of a directory's files (cheap; weights files are rewritten, not edited)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def shipped_weights_digest() -> str:
+    """sha256 over the shipped small encoders' files (new shipped weights make new results)."""
+    from upstream_merged.pretrained import SHIPPED, file_sha256, shipped_dir
+
+    digest = hashlib.sha256()
+    for name in sorted(SHIPPED):
+        for path in sorted(p for p in shipped_dir(name).iterdir() if p.is_file()):
+            digest.update(f"{name}/{path.name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- one cell
+def run_job(job: Job) -> dict:
+    """Run (or reuse) one cell: {"row", "task", "seeds": [{seed, correct, accuracy, ...}], "seconds", ...}."""
+    path = job.result_path
+    if path.is_file():
+        return json.loads(path.read_text())
+    import torch
+
+    from upstream_merged.evaluation.run import setup_from
+
+    torch.set_num_threads(1)
+    os.environ.update(RUN_ENV)
+    start = time.monotonic()
+    setup = setup_from(job.task.run.downstream, job.task.run.config, dict(job.task.run.overrides),
+                       expdir=Path(job.work) / "expdirs" / f"{job.row.label}-{job.task.name}")
+    extract = 0.0
+    if job.row.kind == "chance":
+        seeds = [chance_result(setup)]
+    elif job.row.finetune:
+        seeds = finetune_results(job)
+    else:
+        seeds, extract = probe_results(job, setup)
+    out = {"row": job.row.label, "task": job.task.name, "seeds": seeds, "extract_seconds": round(extract, 1),
+           "seconds": round(time.monotonic() - start, 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(out))
+    os.replace(tmp, path)
+    return out
+
+
+def chance_result(setup) -> dict:
+    """The chance row: the training set's majority class for every test clip."""
+    from upstream_merged.evaluation.claims import chance_correctness
+
+    correct = chance_correctness([c.label for c in setup.clips("train")], {c.uid: c.label for c in setup.clips("test")})
+    return {"seed": 0, "correct": correct, "accuracy": sum(correct.values()) / len(correct)}
+
+
+def probe_results(job: Job, setup) -> Tuple[List[dict], float]:
+    """Cached features of the row's upstream (extracted on first use), then one converged probe per seed."""
+    from upstream_merged.evaluation.features import Upstream, cached_splits
+    from upstream_merged.evaluation.probe import Schedule, train_probe
+
+    upstream = Upstream(job.row.entry, ckpt=job.row.ckpt)
+    start = time.monotonic()
+    features = cached_splits(upstream, setup, progress=False)
+    extract = time.monotonic() - start
+    schedule = Schedule.converge(**job.profile.probe)
+    out = []
+    for seed in job.profile.seeds:
+        result = train_probe(setup, features, seed, schedule, entry=job.row.entry)
+        out.append({"seed": seed, "correct": result.correct(), "accuracy": result.test_accuracy.value,
+                    "steps": result.steps, "best_step": result.best_step, "dev_accuracy": result.dev_accuracy,
+                    "seconds": result.seconds, "layer_weights": result.layer_weights})
+    return out, extract
+
+
+def finetune_results(job: Job) -> List[dict]:
+    """Stock ``run_downstream.py -f`` train + evaluate per seed, on the profile's step budget."""
+    from upstream_merged.evaluation.validate import run_stock
+
+    budgeted = job.task.run.with_budget(job.profile.finetune_steps, job.profile.finetune_eval_step)
+    sweep = Path(job.work) / "stock" / job.result_path.stem
+    out = []
+    for seed in job.profile.seeds:
+        run = run_stock(job.row.entry, budgeted, seed, sweep, env=RUN_ENV, ckpt=job.row.ckpt, finetune=True)
+        out.append({"seed": seed, "correct": run.correct, "accuracy": sum(run.correct.values()) / len(run.correct),
+                    "printed_accuracy": run.printed_accuracy, "seconds": run.seconds,
+                    "steps": job.profile.finetune_steps})
+    return out
+
+
+# ----------------------------------------------------------------------------- many cells
+def _run_in_worker(job: Job) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_job(job)
+
+
+def run_jobs(jobs: Sequence[Job], workers: int = 2) -> Dict[Tuple[str, str], dict]:
+    """Every cell, ``workers`` at a time; finished cells are read back, not rerun.
+
+    The first cell of each upstream (entry, -k) runs in a first wave and the rest after it, so no two
+    workers build the same merge into the plugin cache at once.
+    """
+    done: Dict[Tuple[str, str], dict] = {}
+    pending = []
+    for job in jobs:
+        if job.result_path.is_file():
+            done[job.key] = json.loads(job.result_path.read_text())
+        else:
+            pending.append(job)
+    log.info("%d of %d cells already done; running %d, %d at a time", len(done), len(jobs), len(pending), workers)
+    start = time.monotonic()
+    first, rest, seen = [], [], set()
+    for job in pending:
+        upstream = (job.row.entry, job.row.ckpt)
+        (rest if upstream in seen else first).append(job)
+        seen.add(upstream)
+    finished = 0
+
+    def record(job: Job, result: dict) -> None:
+        nonlocal finished
+        finished += 1
+        done[job.key] = result
+        log.info("[%d/%d] %s on %s: %.0f s (%.0f s elapsed)", finished, len(pending), job.row.label, job.task.name,
+                 result["seconds"], time.monotonic() - start)
+
+    if workers <= 1:
+        for job in first + rest:
+            record(job, run_job(job))
+        return done
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for wave in (first, rest):
+            futures = {pool.submit(_run_in_worker, job): job for job in wave}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    return done
+
+
+def read_done(jobs: Sequence[Job]) -> Dict[Tuple[str, str], dict]:
+    """The finished cells among ``jobs`` (for writing a table from what exists)."""
+    return {job.key: json.loads(job.result_path.read_text()) for job in jobs if job.result_path.is_file()}
