@@ -92,7 +92,7 @@ def small_tasks(data_dir: Path) -> List[DomainTask]:
     """Small sets for the demo and curves (written once under ``data_dir``): keyword spotting, NSynth pitch (1 s)."""
     ks = written_set(data_dir, "speech_commands", ["--train-speakers", "12", "--dev-speakers", "4",
                                                    "--test-speakers", "24"])
-    nsynth = written_set(data_dir, "nsynth", ["--instruments", "4", "2", "3", "--notes-per-instrument", "40"])
+    nsynth = written_set(data_dir, "nsynth", ["--instruments", "4", "2", "3", "--notes-per-instrument", "16"])
     return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
 
 
