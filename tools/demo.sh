@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job, from nothing: set up the stack, then run the stock s3prl recipe (train + evaluate) on one
-# speech task (keyword spotting) and one music task (NSynth pitch class) for the shipped small speech
-# encoder, the shipped small music encoder, their linear interpolation (paper Table I ID 4) and their
-# correlation-permutation merge (ID 5), and print the Table-I-shaped comparison. Everything runs through the
-# SUPERB sweep runner (tools/reproduce_table.py --demo); about 5 minutes on 2 CPU cores, progress as it goes.
+# The main job, from nothing: set up the stack, then the quick evidence table (tools/evidence_table.py --quick):
+# small generated keyword-spotting and NSynth-pitch sets, the shipped small speech and music encoders, their
+# plain average (Table I ID 3), linear interpolation (ID 4) and correlation-permutation merge (ID 5), the
+# chance and MFCC control rows; every frozen upstream probed to convergence on cached features (s3prl's
+# Featurizer + the stock head), 2 seeds; prints the paper's claims with paired-bootstrap intervals and
+# verdicts, then writes the full table. Progress is logged per row x task cell; a rerun reuses finished cells.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 echo "== set-up (tools/setup_env.sh)"
@@ -12,6 +13,6 @@ py="$venv/bin/python"
 demo="${DEMO_DIR:-$HOME/.cache/upstream_merged/demo}"
 mkdir -p "$demo"
 
-echo "== data, merges, then 8 stock runs (4 upstreams x 2 tasks, 150 steps, seed 0, 2 at a time)"
-"$py" "$repo/tools/reproduce_table.py" --demo --work-dir "$demo" --out "$demo/table" --jobs 2 --heartbeat 30
-echo "== table: $demo/table/table_i.md (stock commands inside); runs: $demo/sweeps"
+echo "== data, merges, features, probes: 7 rows x 2 tasks, 2 seeds, 2 workers"
+"$py" "$repo/tools/evidence_table.py" --quick --work-dir "$demo" --out "$demo/table" --jobs 2
+echo "== table: $demo/table/table_i.md (claims, full table, timing), table_i.png, predictions.json"
