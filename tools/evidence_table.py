@@ -127,8 +127,9 @@ def sweep_recipes(rows: Sequence[Row], directory: Path) -> List[Row]:
 
 # ----------------------------------------------------------------------------- tasks and budgets
 PROFILES = {
+    # -f rows are stock runs (~0.5 s/step with two small encoders on one core): 500 steps keeps the 36 runs near 2.5 CPU-h
     "full": Profile("full", (0, 1, 2), {"max_steps": 30000, "eval_step": 200, "patience": 15, "min_steps": 3000},
-                    2000, 200),
+                    500, 100),
     "quick": Profile("quick", (0, 1), {"max_steps": 3000, "eval_step": 100, "patience": 5, "min_steps": 500}, 200, 50),
 }
 
@@ -338,7 +339,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="probe seeds (full 0 1 2, quick 0 1)")
     parser.add_argument("--probe-max-steps", type=int, default=None, help="cap of the converging probe")
     parser.add_argument("--probe-min-steps", type=int, default=None)
-    parser.add_argument("--finetune-steps", type=int, default=None, help="stock -f budget (full 2000, quick 200)")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="stock -f budget (full 500, quick 200)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "evidence")
