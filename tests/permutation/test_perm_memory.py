@@ -56,3 +56,14 @@ def test_release_free_memory_trims_wherever_the_c_library_is_glibc():
     import platform
 
     assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_keep_freed_memory_in_the_heap_applies_every_setting_on_glibc():
+    import platform
+    import subprocess
+    import sys
+
+    # in a child: mallopt changes the allocator of the whole process for good
+    code = "from upstream_merged.core.memory import keep_freed_memory_in_the_heap as keep; print(keep())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(platform.libc_ver()[0] == "glibc")
