@@ -10,17 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, TypeVar
 
-# The espeak-ng helpers live in upstream_merged.synth (the pretraining corpus and calibration sets use them too).
-from upstream_merged.synth.speech import (  # noqa: E402,F401
-    VARIANTS,
-    VOICES,
-    Speaker,
-    ToolMissingError,
-    _run,
-    noise,
-    require_tools,
-    speak,
-)
+# The espeak-ng helpers live in upstream_merged.synth (the pretraining corpus and calibration sets use them too);
+# the layouts take them from here.
+from upstream_merged.synth.speech import Speaker, noise, require_tools, speak  # noqa: F401
 
 
 def stable_id(material: str, length: int, alphabet: str = "0123456789abcdef") -> str:
