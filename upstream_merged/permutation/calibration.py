@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from upstream_merged.core.frames import conv_output_length, receptive_field
+from upstream_merged.core.memory import release_free_memory
 from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
@@ -251,6 +252,7 @@ class Calibrator:
         bar = tqdm(total=sum(len(b) for b in mine), unit="clip", desc="calibration", disable=not progress)
         with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
             self._prime(refs, clip_seconds)
+            release_free_memory()  # once: the prime's all-frame buffers would otherwise fragment the pass's heap
             for batch in mine:
                 self._step(batch, clip_seconds, result)
                 bar.update(len(batch))
