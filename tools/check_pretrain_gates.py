@@ -21,10 +21,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+if TYPE_CHECKING:
+    from upstream_merged.evaluation.evalsets import DomainTask
 
 logger = logging.getLogger("check_pretrain_gates")
 UNIT_GATE = 2.0  # held-out masked accuracy / majority-unit accuracy

@@ -45,8 +45,10 @@ SPEECH_REF, MUSIC_REF, CHANCE = "hubert_small", "mert_small", "chance"
 # ----------------------------------------------------------------------------- rows
 ROWS = [
     Row(CHANCE, "", "chance", "chance: the training set's majority class"),
-    Row("mfcc", "mfcc", "hand", "MFCC (stock s3prl `mfcc`, 39-d)"),
-    Row("fbank", "fbank", "hand", "log-mel (stock s3prl `fbank`, 240-d)"),
+    # without CMVN: the stock heads mean-pool a linear projection, and CMVN zeroes every clip's mean (upstream_configs/)
+    Row("mfcc", "baseline_local", "hand", "MFCC 13 + Δ + ΔΔ, no CMVN (stock s3prl `baseline_local`)",
+        model_config=str(REPO / "upstream_configs" / "mfcc_no_cmvn.yaml")),
+    Row("fbank", "fbank_no_cmvn", "hand", "log-mel 80 + Δ + ΔΔ, no CMVN (stock s3prl `fbank_no_cmvn`)"),
     Row("random_init1", "small_random_init1", "random", "random init, seed 1 (HuBERT's start)"),
     Row("random_init2", "small_random_init2", "random", "random init, seed 2 (MERT's start)"),
     Row("hubert_small", "hubert_small", "encoder", "speech encoder (HuBERT-style)", 1),

@@ -29,7 +29,7 @@ UNWEIGHTED_KINDS = ("chance", "hand")  # rows that read no shipped weights
 
 @dataclass(frozen=True)
 class Row:
-    """One upstream of a table: label, ``-u`` entry (``-k`` in ``ckpt``), what it is and how it is run."""
+    """One upstream of a table: label, ``-u`` entry, ``-k`` (ckpt) and ``-g`` (model_config), what it is, how it runs."""
 
     label: str
     entry: str
@@ -40,6 +40,7 @@ class Row:
     finetune: bool = False
     alpha: Optional[float] = None
     aligned: Optional[bool] = None
+    model_config: Optional[str] = None  # -g (s3prl's baseline_local reads its feature config from it)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def probe_results(job: Job, setup) -> Tuple[List[dict], float]:
     from upstream_merged.evaluation.features import Upstream, cached_splits
     from upstream_merged.evaluation.probe import Schedule, train_probe
 
-    upstream = Upstream(job.row.entry, ckpt=job.row.ckpt)
+    upstream = Upstream(job.row.entry, ckpt=job.row.ckpt, model_config=job.row.model_config)
     start = time.monotonic()
     features = cached_splits(upstream, setup, progress=False)
     extract = time.monotonic() - start
@@ -172,7 +173,8 @@ def finetune_results(job: Job) -> List[dict]:
     sweep = Path(job.work) / "stock" / job.result_path.stem
     out = []
     for seed in job.profile.seeds:
-        run = run_stock(job.row.entry, budgeted, seed, sweep, env=RUN_ENV, ckpt=job.row.ckpt, finetune=True)
+        run = run_stock(job.row.entry, budgeted, seed, sweep, env=RUN_ENV, ckpt=job.row.ckpt,
+                        model_config=job.row.model_config, finetune=True)
         out.append({"seed": seed, "correct": run.correct, "accuracy": sum(run.correct.values()) / len(run.correct),
                     "printed_accuracy": run.printed_accuracy, "seconds": run.seconds,
                     "steps": job.profile.finetune_steps})

@@ -21,7 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from upstream_merged.cache import content_key
 from upstream_merged.evaluation.features import Upstream, cached_splits
-from upstream_merged.evaluation.probe import ProbeResult, Schedule, train_probe
+from upstream_merged.evaluation.probe import Schedule, train_probe
 from upstream_merged.evaluation.stats import accuracy, compare_predictions
 from upstream_merged.evaluation.tasks import TaskSetup
 
