@@ -37,20 +37,26 @@ PROBE = {"max_steps": 3000, "eval_step": 100, "patience": 5, "min_steps": 500}
 
 
 def parse_runs(specs: Sequence[str]) -> List[Tuple[str, Path]]:
-    """NAME=DIR pairs; a bad spec or a missing directory is refused by name."""
+    """NAME=DIR pairs (a relative DIR missing here is read from the repository); a bad spec is refused by name."""
     out = []
     for spec in specs:
         name, sep, directory = spec.partition("=")
         if not sep or not name or not directory:
             raise SystemExit(f"--runs {spec!r}: expected NAME=DIR")
-        if not Path(directory).is_dir():
+        path = Path(directory)
+        if not path.is_absolute() and not path.exists():
+            path = REPO / path
+        if not path.is_dir():
             raise SystemExit(f"--runs {spec!r}: {directory} is not a directory")
-        out.append((name, Path(directory)))
+        out.append((name, path))
     return out
 
 
 def run_points(name: str, run: Path, every: int = 0) -> List[Tuple[int, Row]]:
-    """(step, Row) of a run: step 0 = its random init, then its snapshots and its finished encoder."""
+    """(step, Row) of a run: step 0 = its random init, then its snapshots and its finished encoder.
+
+    A run whose name contains "mert" is a MERT run (entry mert_small, init seed 2); any other is HuBERT's.
+    """
     music = "mert" in name
     entry = "mert_small" if music else "hubert_small"
     points = [(0, Row(f"{name}@0", "small_random_init2" if music else "small_random_init1", "random",
