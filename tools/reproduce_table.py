@@ -309,14 +309,9 @@ def build_merges(rows: Sequence[Row], jobs: int) -> Dict[str, Path]:
 
 def weights_digest() -> str:
     """sha256 over the shipped small encoders' files (a new pretraining makes new sweep directories)."""
-    from upstream_merged.pretrained import SHIPPED, file_sha256, shipped_dir
+    from upstream_merged.evaluation.cells import shipped_weights_digest
 
-    digest = hashlib.sha256()
-    for name in sorted(SHIPPED):
-        directory = shipped_dir(name)
-        for path in sorted(p for p in directory.iterdir() if p.is_file()):
-            digest.update(f"{name}/{path.name}:{file_sha256(path)}\n".encode())
-    return digest.hexdigest()
+    return shipped_weights_digest()
 
 
 def sweep_dir(plan: Plan, part: Part, work: Path) -> Path:
