@@ -41,3 +41,15 @@ def test_chance_cell_and_reuse(tmp_path, speech_commands_root):
     job.result_path.write_text(json.dumps({**json.loads(saved), "marker": 1}))  # a saved cell is read, not rerun
     assert run_job(job)["marker"] == 1
     assert read_done([job])[job.key]["marker"] == 1
+
+
+def test_a_failing_cell_is_logged_and_the_others_still_run(tmp_path, speech_commands_root, caplog):
+    from upstream_merged.evaluation.cells import run_jobs
+
+    task = speech_commands_task(speech_commands_root)
+    good = Job(Row("chance", "", "chance", "chance"), task, PROFILE, str(tmp_path))
+    bad = Job(Row("broken", "no_such_upstream_entry", "encoder", "broken"), task, PROFILE, str(tmp_path))
+    with caplog.at_level("ERROR"):
+        done = run_jobs([bad, good], workers=1)
+    assert set(done) == {good.key} and not bad.result_path.exists()
+    assert "broken on ks failed" in caplog.text

@@ -216,15 +216,25 @@ def run_jobs(jobs: Sequence[Job], workers: int = 2) -> Dict[Tuple[str, str], dic
         log.info("[%d/%d] %s on %s: %.0f s (%.0f s elapsed)", finished, len(pending), job.row.label, job.task.name,
                  result["seconds"], time.monotonic() - start)
 
+    def failed(job: Job, error: BaseException) -> None:
+        # one broken cell must not end a table of hours: it is logged, left without a result and rerun next time
+        log.error("%s on %s failed: %s: %s", job.row.label, job.task.name, type(error).__name__, error)
+
     if workers <= 1:
         for job in first + rest:
-            record(job, run_job(job))
+            try:
+                record(job, run_job(job))
+            except Exception as error:  # noqa: BLE001
+                failed(job, error)
         return done
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for wave in (first, rest):
             futures = {pool.submit(_run_in_worker, job): job for job in wave}
             for future in as_completed(futures):
-                record(futures[future], future.result())
+                try:
+                    record(futures[future], future.result())
+                except Exception as error:  # noqa: BLE001
+                    failed(futures[future], error)
     return done
 
 
