@@ -53,3 +53,22 @@ def test_a_failing_cell_is_logged_and_the_others_still_run(tmp_path, speech_comm
         done = run_jobs([bad, good], workers=1)
     assert set(done) == {good.key} and not bad.result_path.exists()
     assert "broken on ks failed" in caplog.text
+
+
+def test_cells_sharing_a_build_or_an_extraction_are_kept_apart(tmp_path):
+    from upstream_merged.evaluation.cells import _conflicts
+    from upstream_merged.evaluation.evalsets import nsynth_task
+
+    ks = speech_commands_task(tmp_path / "ks")
+    pitch, instrument = nsynth_task(tmp_path / "nsynth", "pitch"), nsynth_task(tmp_path / "nsynth", "instrument")
+    merge = Row("linear", "merged_hubert_mert_linear_small", "merge", "m")
+    job = lambda row, task: Job(row, task, PROFILE, str(tmp_path))  # noqa: E731
+    upstream = (merge.entry, merge.ckpt, merge.model_config)
+    assert _conflicts(job(merge, ks), set()) & _conflicts(job(merge, pitch), set())  # first build of one merge
+    built = {upstream}
+    assert not _conflicts(job(merge, ks), built) & _conflicts(job(merge, pitch), built)
+    assert _conflicts(job(merge, pitch), built) & _conflicts(job(merge, instrument), built)  # one NSynth extraction
+    other = Row("avg", "merged_hubert_mert_avg_small", "merge", "a")
+    assert not _conflicts(job(other, instrument), set()) & _conflicts(job(merge, pitch), built)
+    fusion = Row("fusion_hconv", "fusion_hubert_mert_small_hconv", "finetune", "f", finetune=True)
+    assert not _conflicts(job(fusion, pitch), {("fusion_hubert_mert_small_hconv", None, None)})

@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -187,54 +187,86 @@ def _run_in_worker(job: Job) -> dict:
     return run_job(job)
 
 
+def _data_paths(job: Job) -> frozenset:
+    """The task's data locations (its path overrides): cells of one upstream that share them share one extraction."""
+    return frozenset(str(v) for k, v in job.task.run.overrides.items() if k.endswith(("_root", "file_path", "meta_data")))
+
+
+def _conflicts(job: Job, built: set) -> set:
+    """What a cell must not share with a running cell: its upstream's first build, and its feature extraction.
+
+    A cell waiting on another's file lock (the same merge being built, the same audio being extracted)
+    would hold a worker idle, so such cells are kept apart instead.
+    """
+    upstream = (job.row.entry, job.row.ckpt, job.row.model_config)
+    keys = set() if upstream in built else {("build",) + upstream}
+    if not job.row.finetune and job.row.kind != "chance":
+        keys |= {("extract",) + upstream + (path,) for path in _data_paths(job)}
+    return keys
+
+
 def run_jobs(jobs: Sequence[Job], workers: int = 2) -> Dict[Tuple[str, str], dict]:
     """Every cell, ``workers`` at a time; finished cells are read back, not rerun.
 
-    The first cell of each upstream (entry, -k) runs in a first wave and the rest after it, so no two
-    workers build the same merge into the plugin cache at once.
+    Fine-tuned (longest) cells start first, then the rest in the given order. A cell starts only when no
+    running cell builds its upstream for the first time or extracts the same upstream's features from the
+    same data (NSynth pitch and instrument share one extraction), so no worker waits on another's lock.
+    A failing cell is logged and left without a result (a rerun retries it); the others still run.
     """
     done: Dict[Tuple[str, str], dict] = {}
-    pending = []
+    pending: List[Job] = []
     for job in jobs:
         if job.result_path.is_file():
             done[job.key] = json.loads(job.result_path.read_text())
         else:
             pending.append(job)
     log.info("%d of %d cells already done; running %d, %d at a time", len(done), len(jobs), len(pending), workers)
+    pending.sort(key=lambda job: not job.row.finetune)  # stable: the given order within each kind
     start = time.monotonic()
-    first, rest, seen = [], [], set()
-    for job in pending:
-        upstream = (job.row.entry, job.row.ckpt)
-        (rest if upstream in seen else first).append(job)
-        seen.add(upstream)
+    built: set = set()
     finished = 0
 
-    def record(job: Job, result: dict) -> None:
+    def settle(job: Job, outcome) -> None:
         nonlocal finished
+        built.add((job.row.entry, job.row.ckpt, job.row.model_config))
+        if isinstance(outcome, BaseException):
+            log.error("%s on %s failed: %s: %s", job.row.label, job.task.name, type(outcome).__name__, outcome)
+            return
         finished += 1
-        done[job.key] = result
+        done[job.key] = outcome
         log.info("[%d/%d] %s on %s: %.0f s (%.0f s elapsed)", finished, len(pending), job.row.label, job.task.name,
-                 result["seconds"], time.monotonic() - start)
+                 outcome["seconds"], time.monotonic() - start)
 
-    def failed(job: Job, error: BaseException) -> None:
-        # one broken cell must not end a table of hours: it is logged, left without a result and rerun next time
-        log.error("%s on %s failed: %s: %s", job.row.label, job.task.name, type(error).__name__, error)
+    def next_ready(running: Dict[object, Tuple[Job, set]]) -> Optional[Job]:
+        busy = set().union(*(keys for _, keys in running.values())) if running else set()
+        for index, job in enumerate(pending):
+            if not _conflicts(job, built) & busy:
+                return pending.pop(index)
+        return None
 
     if workers <= 1:
-        for job in first + rest:
+        while pending:
+            job = pending.pop(0)
             try:
-                record(job, run_job(job))
+                settle(job, run_job(job))
             except Exception as error:  # noqa: BLE001
-                failed(job, error)
+                settle(job, error)
         return done
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for wave in (first, rest):
-            futures = {pool.submit(_run_in_worker, job): job for job in wave}
-            for future in as_completed(futures):
+        running: Dict[object, Tuple[Job, set]] = {}
+        while pending or running:
+            while len(running) < workers:
+                job = next_ready(running)
+                if job is None:
+                    break
+                running[pool.submit(_run_in_worker, job)] = (job, _conflicts(job, built))
+            finished_now, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished_now:
+                job, _ = running.pop(future)
                 try:
-                    record(futures[future], future.result())
+                    settle(job, future.result())
                 except Exception as error:  # noqa: BLE001
-                    failed(futures[future], error)
+                    settle(job, error)
     return done
 
 
