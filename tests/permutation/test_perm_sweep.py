@@ -102,3 +102,17 @@ def test_alpha_is_the_weight_of_source_a(tmp_path):
     a, b = (load_hubert_family(resolve_source(data["sources"][role])).model.state_dict() for role in ("a", "b"))
     for key in (k for k in a if a[k].is_floating_point()):
         torch.testing.assert_close(merged[key], 0.7 * a[key] + 0.3 * b[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+def test_forced_rewrite_of_an_identical_recipe_keeps_its_file(tmp_path):
+    import os
+
+    recipes = alpha_sweep_recipes("small_hubert_mert", [0.5], ["linear"])
+    (path,) = write_sweep_recipes(tmp_path, recipes)
+    os.utime(path, ns=(1, 1))
+    write_sweep_recipes(tmp_path, recipes, force=True)
+    assert path.stat().st_mtime_ns == 1  # unchanged content: untouched, so results keyed by its mtime stay valid
+    changed = alpha_sweep_recipes("small_hubert_mert", [0.5], ["linear"])
+    changed[0][1]["seed"] = 123
+    write_sweep_recipes(tmp_path, [(recipes[0][0], changed[0][1])], force=True)
+    assert path.stat().st_mtime_ns != 1 and "123" in path.read_text()

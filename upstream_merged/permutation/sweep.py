@@ -114,8 +114,11 @@ def write_sweep_recipes(out_dir: Path, recipes: Sequence[Tuple[str, dict]], forc
         raise FileExistsError(f"sweep recipe(s) already exist: {existing}; pass force=True (--force) to overwrite")
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, (name, data) in zip(paths, recipes):
+        text = recipe_header(name, data) + yaml.safe_dump(data, sort_keys=False)
+        if path.is_file() and path.read_text() == text:
+            continue  # unchanged: keep its mtime, which keys the results of whatever read it (evaluation.cells)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(recipe_header(name, data) + yaml.safe_dump(data, sort_keys=False))
+        tmp.write_text(text)
         tmp.replace(path)
     logger.info("wrote %d sweep recipes into %s", len(paths), out_dir)
     return paths
