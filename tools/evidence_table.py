@@ -232,7 +232,7 @@ def report(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], di
     sweep = alpha_sweep_lines(evidence, present)
     if sweep:
         lines += ["", "## α sweep: aligned vs unaligned (α = weight of HuBERT)", "", *sweep]
-    lines += ["", "## Where the time goes", "", *timing_lines(rows, tasks, cells), "",
+    lines += ["", "## Where the time goes", "", *timing_lines(rows, tasks, cells, meta.get("workers", 2)), "",
               "Per-clip predictions of every row: `predictions.json` beside this file.", "",
               "Reproduce:", "", "```bash", meta["command"], "```", ""]
     return "\n".join(lines), data
@@ -256,7 +256,7 @@ def alpha_sweep_lines(evidence, rows: Sequence[Row]) -> List[str]:
     return out
 
 
-def timing_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict]) -> List[str]:
+def timing_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict], workers: int = 2) -> List[str]:
     """Seconds per row: feature extraction (includes a merge's build on first use), probes / stock runs."""
     out = ["| row | extraction + build s | probes / stock runs s | total s |", "|---|---|---|---|"]
     totals = [0.0, 0.0]
@@ -271,6 +271,13 @@ def timing_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, st
         out.append(f"| `{row.label}` | {extract:.0f} | {total - extract:.0f} | {total:.0f} |")
     out.append(f"| all (CPU seconds, summed over workers) | {totals[0]:.0f} | {totals[1] - totals[0]:.0f} | "
                f"{totals[1]:.0f} |")
+    per_task = {t.name: sum(cells[(r.label, t.name)].get("seconds", 0.0) for r in rows if (r.label, t.name) in cells)
+                for t in tasks}
+    finetune = sum(c.get("seconds", 0.0) for (label, _), c in cells.items() if label in {r.label for r in rows if r.finetune})
+    out += ["", "Per task (seconds, all rows): " + ", ".join(f"{name} {sec:.0f}" for name, sec in per_task.items())
+            + f"; fine-tuned (-f) cells {finetune:.0f} of {totals[1]:.0f}.",
+            f"Summed cell seconds ÷ {workers} workers = {totals[1] / workers / 3600:.2f} h: the wall of one uninterrupted "
+            "run with the cores to itself, stragglers aside (each cell runs one torch thread)."]
     return out
 
 
@@ -377,11 +384,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tasks = power_tasks(args.evalsets, args.tasks)
     rows = sweep_recipes(select_rows(args.rows, args.quick), work / "recipes")
     jobs = [Job(row, task, profile, str(work)) for row in rows for task in tasks]
+    reused = len(read_done(jobs))
     cells = read_done(jobs) if args.collect_only else run_jobs(jobs, args.jobs)
     wall = time.monotonic() - start
     out = (args.out or (REPO / "results" if not args.quick else work / "quick")).resolve()
     meta = {"label": args.label or f"{profile.name} profile", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "host": f"{os.cpu_count()} CPU cores, {args.jobs} workers", "wall": f"{wall / 60:.1f} min",
+            "host": f"{os.cpu_count()} CPU cores, {args.jobs} workers", "workers": args.jobs,
+            "wall": f"{wall / 60:.1f} min for this invocation, which reused {reused} of {len(jobs)} cells from earlier ones",
             "wall_seconds": round(wall, 1), "profile": asdict(profile), "weights": shipped_weights_digest(),
             "command": shlex.join(["python", "tools/evidence_table.py", *(sys.argv[1:] if argv is None else argv)])}
     text, data = report(rows, tasks, cells, profile, meta, args.resamples)

@@ -39,6 +39,7 @@ def test_shortened_run_writes_the_claims_table_and_reuses_finished_cells(evalset
     assert set(verdicts.values()) <= {SUPPORTED, CONTRADICTED, UNDECIDED, NOT_RUN}
     assert text.index("## The paper's claims") < text.index("## Full table")
     assert "| `mfcc` |" in text and (out / "table_i.png").stat().st_size > 0
+    assert "which reused 0 of 8 cells" in text and "Summed cell seconds ÷ 1 workers" in text
     predictions = json.loads((out / "predictions.json").read_text())
     clips = predictions["ks"]["clips"]
     assert len(predictions["ks"]["rows"]["mfcc"]) == 2 and all(len(s) == len(clips) for s in predictions["ks"]["rows"]["mfcc"])
@@ -48,6 +49,7 @@ def test_shortened_run_writes_the_claims_table_and_reuses_finished_cells(evalset
     assert evidence.main(argv + ["--collect-only"]) == 0  # the table again from the saved cells, nothing rerun
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
     assert json.loads((out / "table_i.json").read_text())["rows"] == data["rows"]
+    assert "which reused 8 of 8 cells" in (out / "table_i.md").read_text()
 
 
 def test_unknown_rows_and_missing_sets_are_refused(tmp_path):
