@@ -222,7 +222,7 @@ def run_jobs(jobs: Sequence[Job], workers: int = 2) -> Dict[Tuple[str, str], dic
             pending.append(job)
     log.info("%d of %d cells already done; running %d, %d at a time", len(done), len(jobs), len(pending), workers)
     pending.sort(key=lambda job: not job.row.finetune)  # stable: the given order within each kind
-    start = time.monotonic()
+    start, total = time.monotonic(), len(pending)
     built: set = set()
     finished = 0
 
@@ -234,7 +234,7 @@ def run_jobs(jobs: Sequence[Job], workers: int = 2) -> Dict[Tuple[str, str], dic
             return
         finished += 1
         done[job.key] = outcome
-        log.info("[%d/%d] %s on %s: %.0f s (%.0f s elapsed)", finished, len(pending), job.row.label, job.task.name,
+        log.info("[%d/%d] %s on %s: %.0f s (%.0f s elapsed)", finished, total, job.row.label, job.task.name,
                  outcome["seconds"], time.monotonic() - start)
 
     def next_ready(running: Dict[object, Tuple[Job, set]]) -> Optional[Job]:
