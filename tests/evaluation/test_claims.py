@@ -95,6 +95,18 @@ def test_verdicts_follow_the_data():
     assert verdicts["missing"].verdict == NOT_RUN
 
 
+def test_a_row_missing_a_task_of_the_scope_decides_no_claim_there():
+    data = standard(partial=(0.9, 0.9))
+    del data["partial"]["pitch"]  # an interrupted table: the row has keyword spotting only
+    evidence = Evidence(data, TASKS, REFS)
+    assert evidence.covers("partial", "speech") and evidence.covers("partial", "ks")
+    assert not evidence.covers("partial", "average") and not evidence.covers("partial", "music")
+    claims = [Claim("avg", "partial > speech on average", "partial", "speech_enc", "average", "greater"),
+              Claim("sp", "partial > speech on speech", "partial", "speech_enc", "speech", "greater")]
+    verdicts = {v.claim.key: v.verdict for v in evaluate_claims(evidence, claims, resamples=300)}
+    assert verdicts == {"avg": NOT_RUN, "sp": SUPPORTED}
+
+
 def test_small_differences_on_few_clips_stay_undecided():
     data = results(n=60, chance=(0.1, 0.1), speech_enc=(0.8, 0.3), music_enc=(0.5, 0.7), close=(0.82, 0.3))
     verdict, = evaluate_claims(Evidence(data, TASKS, REFS),

@@ -103,6 +103,11 @@ class Evidence:
         """Rows with at least one task, in the order given."""
         return list(self.flags)
 
+    def covers(self, row: str, scope: str) -> bool:
+        """Whether ``row`` has a result on every task of ``scope`` (a group, ``average`` or one task's name)."""
+        names = [t.name for t in self.tasks if scope in ("average", t.group, t.name)]
+        return bool(names) and all(name in self.flags.get(row, {}) for name in names)
+
     def seeds(self, row: str, task: str) -> int:
         """Probe seeds of a row on a task (0 when it was not run)."""
         flags = self.flags.get(row, {}).get(task)
@@ -241,8 +246,12 @@ def judge(kind: str, margin: float, low: float, high: float) -> str:
 
 def evaluate_claims(evidence: Evidence, claims: Sequence[Claim], resamples: int = 2000, seed: int = 0,
                     confidence: float = 0.95) -> List[Verdict]:
-    """Each claim's difference, its paired bootstrap interval and its verdict ('not run' when a row is missing)."""
-    present = [c for c in claims if c.a in evidence.flags and c.b in evidence.flags]
+    """Each claim's difference, its paired bootstrap interval and its verdict.
+
+    'not run' when a row of the claim has no result on some task of the claim's scope (a partial table
+    decides no claim on a subset of its tasks).
+    """
+    present = [c for c in claims if evidence.covers(c.a, c.scope) and evidence.covers(c.b, c.scope)]
     rows = list(dict.fromkeys(r for c in present for r in (c.a, c.b)))
     draws = evidence.draws(rows, resamples=resamples, seed=seed) if rows else {}
     tail = 100 * (1 - confidence) / 2
