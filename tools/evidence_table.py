@@ -227,6 +227,10 @@ def report(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], di
         chance = evidence.accuracy(CHANCE, t.name)
         if ref is not None and chance is not None and ref - chance < 0.02:
             notes.append(f"- {t.name}: the reference is at chance ({ref:.3f} vs {chance:.3f}); its scores are undefined.")
+    missing = [f"{r.label} on {t.name}" for r in rows for t in tasks if (r.label, t.name) not in cells]
+    if missing:
+        notes.append(f"- **Incomplete: {len(missing)} of {len(rows) * len(tasks)} cells have no result yet** (the same "
+                     f"command adds them; claims on a row without all its tasks are *not run*): {', '.join(missing)}.")
     if notes:
         lines += ["", *notes]
     sweep = alpha_sweep_lines(evidence, present)
@@ -392,7 +396,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "host": f"{os.cpu_count()} CPU cores, {args.jobs} workers", "workers": args.jobs,
             "wall": f"{wall / 60:.1f} min for this invocation, which reused {reused} of {len(jobs)} cells from earlier ones",
             "wall_seconds": round(wall, 1), "profile": asdict(profile), "weights": shipped_weights_digest(),
-            "command": shlex.join(["python", "tools/evidence_table.py", *(sys.argv[1:] if argv is None else argv)])}
+            "command": shlex.join(["python", "tools/evidence_table.py",  # the command that computes it: --collect-only only rereads
+                                    *(a for a in (sys.argv[1:] if argv is None else argv) if a != "--collect-only")])}
     text, data = report(rows, tasks, cells, profile, meta, args.resamples)
     paths = write_outputs(out, text, data, predictions_json(rows, tasks, cells))
     print(text.split("## Full table")[0].rstrip())
