@@ -187,11 +187,6 @@ def _run_in_worker(job: Job) -> dict:
     return run_job(job)
 
 
-def _data_paths(job: Job) -> frozenset:
-    """The task's data locations (its path overrides): cells of one upstream that share them share one extraction."""
-    return frozenset(str(v) for k, v in job.task.run.overrides.items() if k.endswith(("_root", "file_path", "meta_data")))
-
-
 def _conflicts(job: Job, built: set) -> set:
     """What a cell must not share with a running cell: its upstream's first build, and its feature extraction.
 
@@ -201,7 +196,9 @@ def _conflicts(job: Job, built: set) -> set:
     upstream = (job.row.entry, job.row.ckpt, job.row.model_config)
     keys = set() if upstream in built else {("build",) + upstream}
     if not job.row.finetune and job.row.kind != "chance":
-        keys |= {("extract",) + upstream + (path,) for path in _data_paths(job)}
+        from upstream_merged.evaluation.evalsets import data_paths
+
+        keys |= {("extract",) + upstream + (path,) for path in data_paths(job.task)}
     return keys
 
 

@@ -80,10 +80,14 @@ def power_tasks(root: Path, names: Optional[Sequence[str]] = None) -> List[Domai
     return tasks
 
 
+def data_paths(task: DomainTask) -> List[str]:
+    """The task's data locations: the values of its path overrides (roots, file lists, metadata)."""
+    return [str(v) for k, v in task.run.overrides.items() if k.endswith(("_root", "file_path", "meta_data"))]
+
+
 def require_data(tasks: Sequence[DomainTask], root: Path) -> None:
     """Refuse tasks whose data paths do not exist, naming them and where the writing commands are."""
-    missing = [t.name for t in tasks if not all(Path(v).exists() for k, v in t.run.overrides.items()
-                                                 if k.endswith(("_root", "file_path", "meta_data")))]
+    missing = [t.name for t in tasks if not all(Path(v).exists() for v in data_paths(t))]
     if missing:
         raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (docs/evalsets.md)")
 
