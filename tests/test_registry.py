@@ -1,5 +1,6 @@
 """Registration without editing s3prl: hub entries, downstream tasks, shadowing refusal, explicit register()."""
 import importlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -107,3 +108,19 @@ def test_explicit_register_works_without_the_pth():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("True")
+
+
+def test_hook_problem_names_an_interpreter_that_cannot_see_this_checkout(tmp_path):
+    assert registry.hook_problem(sys.executable, cwd=str(tmp_path)) is None  # this venv's hook finds this checkout
+
+    no_site = tmp_path / "python_no_site"  # no .pth processing: like an editable install whose checkout is gone
+    no_site.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    no_site.chmod(0o755)
+    problem = registry.hook_problem(str(no_site), cwd=str(tmp_path))
+    assert "cannot import upstream_merged" in problem and "tools/setup_env.sh" in problem
+
+    other = tmp_path / "elsewhere" / "upstream_merged"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    problem = registry.hook_problem(sys.executable, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(other.parent)})
+    assert f"from {other}" in problem

@@ -4,9 +4,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import subprocess
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict
+from typing import Callable, Dict, Mapping, Optional
 
 from upstream_merged.core.rng import without_global_rng_effects
 
@@ -121,3 +122,30 @@ def register() -> None:
     hub = importlib.import_module("s3prl.hub")
     patch_module(hub)
     patch_module(importlib.import_module("s3prl.downstream"))
+
+
+# What a stock run prints when s3prl did not see the plugin (the .pth hook found no upstream_merged to import).
+UNSEEN_PLUGIN_MARKS = ("module 's3prl.hub' has no attribute", "No module named 's3prl.downstream.")
+
+
+def hook_problem(python: str, cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Why ``python`` (started in ``cwd`` with ``env``) would not see this plugin, or None when it does.
+
+    The hook is a .pth line that imports ``upstream_merged`` if it can: an editable install whose
+    checkout moved or was deleted leaves it silently off, and stock runs then fail on a missing entry.
+    """
+    ours = str(Path(__file__).resolve().parent)
+    probe = "import importlib.util as u; s = u.find_spec('upstream_merged'); print(s.submodule_search_locations[0] if s else '')"
+    try:
+        done = subprocess.run([python, "-c", probe], cwd=cwd, env=dict(env) if env is not None else None,
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"cannot start {python}: {err}"
+    found = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not found:
+        return (f"{python} cannot import upstream_merged outside this checkout, so the s3prl hook is off in stock "
+                f"runs (an editable install whose checkout moved?): run tools/setup_env.sh from {Path(ours).parent}")
+    if Path(found).resolve() != Path(ours):
+        return (f"{python} imports upstream_merged from {found}, not from this checkout ({ours}): "
+                f"run tools/setup_env.sh from {Path(ours).parent}")
+    return None

@@ -106,3 +106,20 @@ def test_a_run_held_by_another_process_is_not_started_twice(tmp_path, monkeypatc
     assert outcome.status == "failed" and "already running in another process" in outcome.message
     assert not (plan.run_dir / "train.log").exists() and not (plan.run_dir / "FAILED.json").exists()
     assert execute_run(plan).status == "done"  # the lock is released with its holder
+
+
+def test_a_run_that_cannot_see_the_plugin_says_why(tmp_path, monkeypatch, make_ks_task):
+    _fake_script(monkeypatch, tmp_path)
+    plan = _plan(tmp_path, make_ks_task, "")
+    (tmp_path / "fake.py").write_text("import sys\nprint(\"AttributeError: module 's3prl.hub' has no attribute 'hubert_tiny'\")\n"
+                                      "sys.exit(1)\n")
+    seen = {}
+
+    def diagnosis(python, cwd=None, env=None):
+        seen.update(python=python, cwd=cwd)
+        return "the hook is off"
+
+    monkeypatch.setattr("upstream_merged.registry.hook_problem", diagnosis)
+    outcome = execute_run(plan)
+    assert outcome.status == "failed" and "has no attribute 'hubert_tiny' (the hook is off)" in outcome.message
+    assert seen["cwd"] == str(plan.run_dir)

@@ -97,6 +97,9 @@ class Upstream:
         """The upstream as ``Runner._get_upstream`` builds it (frozen: eval mode, no gradients)."""
         import s3prl.hub as hub
 
+        from upstream_merged import register
+
+        register()  # the plugin's entries even where the .pth hook is off (python -S, a moved editable install)
         if not hasattr(hub, self.entry):
             raise ValueError(f"-u {self.entry} is not an s3prl hub entry (s3prl.hub.options() lists them; is the "
                              "upstream_merged hook installed? run tools/setup_env.sh)")

@@ -204,6 +204,9 @@ class TaskSetup:
 
     def build_expert(self, upstream_dim: int, upstream_rate: int) -> nn.Module:
         """A fresh stock DownstreamExpert (head initialised from the current torch RNG state), as the runner builds it."""
+        from upstream_merged import register
+
+        register()  # the plugin's tasks even where the .pth hook is off (python -S, a moved editable install)
         module = importlib.import_module(f"s3prl.downstream.{self.downstream}.expert")
         expert_cls = getattr(module, "DownstreamExpert")
         extra = {k: v for k, v in self.config.items() if k != "downstream_expert"}
