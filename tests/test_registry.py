@@ -124,3 +124,12 @@ def test_hook_problem_names_an_interpreter_that_cannot_see_this_checkout(tmp_pat
     (other / "__init__.py").write_text("")
     problem = registry.hook_problem(sys.executable, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(other.parent)})
     assert f"from {other}" in problem
+
+
+def test_unseen_plugin_name_is_only_ours():
+    assert registry.unseen_plugin_name("AttributeError: module 's3prl.hub' has no attribute 'hubert_tiny'") == "hubert_tiny"
+    assert registry.unseen_plugin_name("AttributeError: module 's3prl.hub' has no attribute 'nope_entry'") is None  # a typo
+    task = registry.downstream_tasks()[0]
+    assert registry.unseen_plugin_name(f"ModuleNotFoundError: No module named 's3prl.downstream.{task}'") == task
+    assert registry.unseen_plugin_name("ModuleNotFoundError: No module named 's3prl.downstream.nope.expert'") is None
+    assert registry.unseen_plugin_name("RuntimeError: CUDA out of memory") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -124,8 +125,18 @@ def register() -> None:
     patch_module(importlib.import_module("s3prl.downstream"))
 
 
-# What a stock run prints when s3prl did not see the plugin (the .pth hook found no upstream_merged to import).
-UNSEEN_PLUGIN_MARKS = ("module 's3prl.hub' has no attribute", "No module named 's3prl.downstream.")
+# What a stock run prints when s3prl did not see one of our names (the .pth hook found no upstream_merged to import).
+_UNSEEN = re.compile(r"module 's3prl\.hub' has no attribute '(?P<entry>[^']+)'|No module named 's3prl\.downstream\.(?P<task>[^'.]+)")
+
+
+def unseen_plugin_name(error: str) -> Optional[str]:
+    """The plugin entry or task an error line says stock s3prl lacks, or None (another name, another error)."""
+    found = _UNSEEN.search(error)
+    if found is None:
+        return None
+    if found["entry"] is not None:
+        return found["entry"] if found["entry"] in entries() else None
+    return found["task"] if found["task"] in downstream_tasks() else None
 
 
 def hook_problem(python: str, cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Optional[str]:

@@ -125,9 +125,9 @@ def _launch(plan: RunPlan, argv: List[str], log: Path, lock_fd: int) -> None:
     if code != 0:
         mode = argv[argv.index("-m") + 1] if "-m" in argv else "run"
         reason = last_error_line(log)
-        from upstream_merged.registry import UNSEEN_PLUGIN_MARKS, hook_problem
+        from upstream_merged.registry import hook_problem, unseen_plugin_name
 
-        if any(mark in reason for mark in UNSEEN_PLUGIN_MARKS):
+        if unseen_plugin_name(reason):
             problem = hook_problem(argv[0], cwd=str(plan.run_dir), env={**os.environ, **plan.env})
             reason += f" ({problem})" if problem else ""
         raise RunFailed(f"run_downstream.py -m {mode} exited with {code}: {reason}", log)
