@@ -81,28 +81,3 @@ def test_accumulators_live_on_the_given_device():
     assert moments.count == 5 and moments.raw.is_meta
     with pytest.raises(ValueError, match="cross_dtype"):
         CrossMoments(3, 4, cross_dtype=torch.float16)
-
-
-def test_rows_held_back_by_min_rows_fold_in_as_one_batch_before_any_read():
-    a, b = _data(300, 4)
-    direct, gathered = CrossMoments(5, 7), CrossMoments(5, 7, min_rows=64)
-    for start in range(0, 60, 10):
-        gathered.update(a[start:start + 10], b[start:start + 10])
-    assert gathered._pending_rows == 60 and gathered._count == 0  # below min_rows: nothing multiplied yet
-    gathered.update(a[60:70], b[60:70])
-    assert gathered._pending_rows == 0 and gathered._count == 70  # 70 >= 64: one GEMM of 70 rows
-    gathered.update(a[70:300], b[70:300])  # a batch of min_rows or more goes straight in
-    assert gathered._pending_rows == 0
-    gathered.update(a[:3], b[:3])
-    a_all, b_all = torch.cat([a, a[:3]]), torch.cat([b, b[:3]])
-    direct.update(a_all, b_all)
-    assert gathered.count == 303 and gathered._pending_rows == 0  # reading the count folds the rest in
-    np.testing.assert_allclose(gathered.correlation().numpy(), _numpy_cross_corr(a_all, b_all), atol=2e-6)
-    np.testing.assert_allclose(gathered.correlation().numpy(), direct.correlation().numpy(), atol=2e-6)
-    held = CrossMoments(5, 7, min_rows=64)
-    held.update(a[:5], b[:5])
-    a[:5] = 0.0  # the caller may reuse its buffers: held rows are copies
-    np.testing.assert_allclose(held.mean_b.numpy(), b[:5].mean(0).numpy(), rtol=1e-6)
-    assert held.mean_a.abs().min() > 1.0
-    with pytest.raises(ValueError, match="min_rows"):
-        CrossMoments(2, 2, min_rows=-1)

@@ -8,16 +8,13 @@ derived when asked for. Shifting by a value close to the mean keeps the sums fre
 few vector reductions - no per-batch rank-1 correction pass over the matrix. Counts and the vector
 sums are float64; the matrix - the one large allocation - is float64 or float32 (``cross_dtype``),
 which halves the memory of a merge's statistics (per-batch products are float32 either way).
-With ``min_rows``, updates smaller than that are held back and folded in as one GEMM once enough rows
-have arrived (or when anything is read): a GEMM of a few dozen rows into a wide matrix is bound by
-rewriting the matrix, not by arithmetic (3072 channels, one thread: ~60 GFLOP/s at 50 rows, ~110 at 128).
 Accumulators live on any device (the GEMMs run where the activations are); accumulators of several
 workers merge exactly by re-shifting (:meth:`CrossMoments.merge`), and :meth:`CrossMoments.all_reduce`
 does it across ``torch.distributed`` ranks (collective tensors on the accumulators' device, as NCCL needs).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -29,15 +26,10 @@ class CrossMoments:
     """Running count, means, variances and cross-covariance of paired observations ``a`` (n_a) and ``b`` (n_b)."""
 
     def __init__(self, n_a: int, n_b: int, device: Optional[torch.device | str] = None,
-                 cross_dtype: torch.dtype = torch.float64, min_rows: int = 0):
+                 cross_dtype: torch.dtype = torch.float64):
         if cross_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"cross_dtype must be torch.float32 or torch.float64, got {cross_dtype}")
-        if min_rows < 0:
-            raise ValueError(f"min_rows must be >= 0, got {min_rows}")
-        self._count = 0.0
-        self.min_rows = min_rows
-        self._pending: List[Tuple[torch.Tensor, torch.Tensor]] = []  # held-back (a, b) rows, float32 copies
-        self._pending_rows = 0
+        self.count = 0.0
         vector = dict(dtype=torch.float64, device=device)
         self.shift_a, self.shift_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
         self.sum_a, self.sum_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
@@ -50,46 +42,30 @@ class CrossMoments:
         """Where the accumulators live."""
         return self.raw.device
 
-    @property
-    def count(self) -> float:
-        """Rows accumulated (held-back rows are folded in first)."""
-        self.flush()
-        return self._count
-
-    @count.setter
-    def count(self, value: float) -> None:
-        self.flush()
-        self._count = float(value)
-
     # -- derived moments ------------------------------------------------------------------------------
     @property
     def mean_a(self) -> torch.Tensor:
         """Mean of every a channel (float64)."""
-        self.flush()
         return self.shift_a + self.sum_a / max(self.count, 1.0)
 
     @property
     def mean_b(self) -> torch.Tensor:
         """Mean of every b channel (float64)."""
-        self.flush()
         return self.shift_b + self.sum_b / max(self.count, 1.0)
 
     @property
     def m2_a(self) -> torch.Tensor:
         """Sum of squared deviations from the mean of every a channel (float64)."""
-        self.flush()
         return (self.sq_a - self.sum_a.square() / max(self.count, 1.0)).clamp_(min=0.0)
 
     @property
     def m2_b(self) -> torch.Tensor:
         """Sum of squared deviations from the mean of every b channel (float64)."""
-        self.flush()
         return (self.sq_b - self.sum_b.square() / max(self.count, 1.0)).clamp_(min=0.0)
 
     @property
     def cross(self) -> torch.Tensor:
         """Centred co-moment matrix ``sum (a - mean_a)^T (b - mean_b)`` (float64, a new tensor)."""
-        self.flush()
         return self.raw.to(torch.float64, copy=True).addr_(self.sum_a, self.sum_b, alpha=-1.0 / max(self.count, 1.0))
 
     # -- accumulation ---------------------------------------------------------------------------------
@@ -100,31 +76,10 @@ class CrossMoments:
         rows = a.shape[0]
         if rows == 0:
             return
-        if self._pending or rows < self.min_rows:
-            self._pending.append((a.detach().to(self.device, torch.float32, copy=True),
-                                  b.detach().to(self.device, torch.float32, copy=True)))
-            self._pending_rows += rows
-            if self._pending_rows >= self.min_rows:
-                self.flush()
-            return
-        self._accumulate(a, b)
-
-    def flush(self) -> None:
-        """Fold the rows ``min_rows`` held back into the sums, as one batch (every read does this first)."""
-        if not self._pending:
-            return
-        pieces, self._pending, self._pending_rows = self._pending, [], 0
-        if len(pieces) == 1:
-            self._accumulate(*pieces[0])
-        else:
-            self._accumulate(torch.cat([a for a, _ in pieces]), torch.cat([b for _, b in pieces]))
-
-    def _accumulate(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        rows = a.shape[0]
         a = a.detach().to(self.device, torch.float32)
         b = b.detach().to(self.device, torch.float32)
         if self._shift32 is None:
-            if self._count == 0:  # unless set_shift chose one, the first batch's mean becomes the reference
+            if self.count == 0:  # unless set_shift chose one, the first batch's mean becomes the reference
                 self.shift_a, self.shift_b = a.mean(0).double(), b.mean(0).double()
             self._shift32 = (self.shift_a.float(), self.shift_b.float())
         a = a - self._shift32[0]
@@ -137,7 +92,7 @@ class CrossMoments:
             self.raw.addmm_(a.T, b)  # the costly part: one GEMM per batch, straight into the accumulator
         else:
             self.raw.add_(a.T @ b)
-        self._count += float(rows)
+        self.count += float(rows)
 
     def set_shift(self, shift_a: torch.Tensor, shift_b: torch.Tensor) -> None:
         """Choose the reference the data will be shifted by (before any update; default: the first batch's mean)."""
@@ -149,7 +104,6 @@ class CrossMoments:
 
     def _reshift(self, shift_a: torch.Tensor, shift_b: torch.Tensor) -> None:
         """Express the sums relative to new references (exact algebra, no data needed)."""
-        self.flush()
         delta_a, delta_b = self.shift_a - shift_a, self.shift_b - shift_b  # x - new = (x - old) + delta
         n = self.count
         self.raw.add_((torch.outer(self.sum_a, delta_b) + torch.outer(delta_a, self.sum_b)
@@ -163,8 +117,6 @@ class CrossMoments:
 
     def merge(self, other: "CrossMoments") -> None:
         """Fold another accumulator of the same site into this one (as if its data had been added here)."""
-        self.flush()
-        other.flush()
         if other.raw.shape != self.raw.shape:
             raise ValueError(f"cannot merge moments of shape {tuple(other.raw.shape)} into {tuple(self.raw.shape)}")
         if other.count == 0:
@@ -196,7 +148,6 @@ class CrossMoments:
 
         if not (dist.is_available() and dist.is_initialized()):
             return
-        self.flush()
         if common_shift:
             count = torch.full((1,), self.count, dtype=torch.float64, device=self.device)
             for tensor in (count, self.sum_a, self.sum_b, self.sq_a, self.sq_b, self.raw):

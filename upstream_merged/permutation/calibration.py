@@ -37,11 +37,6 @@ logger = logging.getLogger(__name__)
 
 SILENCE_PEAK = 1e-5  # a clip whose samples all stay below this is silent and skipped
 PRIME_SECONDS = 1.0  # audio forwarded to choose the accumulators' reference shift (near the mean is all it needs)
-# Sites this wide (HuBERT's 3072 FFN channels) fold frames into their co-moment matrix in GEMMs of at least
-# WIDE_SITE_ROWS rows, gathered over the forwards of one batch: one 5 s clip gives a transformer site ~50
-# frames, and a 50-row GEMM into a 3072 x 3072 matrix is bound by rewriting the matrix (about half the
-# arithmetic rate of 128 rows). Costs WIDE_SITE_ROWS x channels x 8 bytes per site (38 MB for 12 FFN sites).
-WIDE_SITE, WIDE_SITE_ROWS = 2048, 128
 
 
 class _EveryProbeFired(Exception):
@@ -170,8 +165,8 @@ class Calibrator:
             self.moments[name] = []
             for k, probe in enumerate(group.probes):
                 self.probes.append((f"{name}#{k}", probe))
-                self.moments[name].append(CrossMoments(group.size, group.size, device=self.device, cross_dtype=cross_dtype,
-                                                       min_rows=WIDE_SITE_ROWS if group.size >= WIDE_SITE else 0))
+                self.moments[name].append(CrossMoments(group.size, group.size, device=self.device,
+                                                       cross_dtype=cross_dtype))
         self._accumulator = {f"{name}#{k}": m for name in self.groups for k, m in enumerate(self.moments[name])}
         self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._frames: Dict[Tuple[int, bool], int] = {}
@@ -336,8 +331,6 @@ class Calibrator:
         result.clips += len(used)
         for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate):
             self._forward_pair([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
-        for accumulator in self._accumulator.values():  # batches are the unit of sharding: a rank's sums match one process
-            accumulator.flush()
 
     def _reduce(self, result: CalibrationResult) -> None:
         """Sum counters and merge accumulators across the shard's group (nothing without a shard)."""
