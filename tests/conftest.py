@@ -50,6 +50,19 @@ def plugin_cache_env(tmp_path_factory) -> dict:
             "OMP_NUM_THREADS": "1"}
 
 
+@pytest.fixture
+def files_under():
+    """Snapshot of the files under a directory (size, mtime; bytecode caches aside), to show a run wrote none there.
+
+    Tests compare snapshots instead of asserting a path is absent: a run on the same venv without the hook
+    (another checkout, an older release) may have left stock files there, and that is not this run's doing.
+    """
+    def snapshot(root: Path) -> dict:
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
+    return snapshot
+
+
 def _superb_tool(name: str):
     """Import one of the tools/make_*.py dataset builders."""
     import importlib

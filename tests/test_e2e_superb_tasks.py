@@ -50,14 +50,16 @@ def test_train_then_evaluate(task, request, tmp_path, plugin_cache_env):
     assert evaluation.metric("test acc") == [pytest.approx(test[best], abs=1e-6)]
 
 
-def test_voxceleb1_file_lists_stay_out_of_site_packages(voxceleb1_root, tmp_path, plugin_cache_env):
+def test_voxceleb1_file_lists_stay_out_of_site_packages(voxceleb1_root, tmp_path, plugin_cache_env, files_under):
     import s3prl.downstream.voxceleb1 as stock
 
+    stock_dir = Path(stock.__file__).parent
+    before = files_under(stock_dir)
     run = run_downstream(["-m", "train", "-u", "hubert_tiny", "-d", "voxceleb1",
                           "-c", str(CONFIG_DIR / "voxceleb1_cpu_small.yaml"), "-p", str(tmp_path / "exp"),
                           "-o", _tool("make_voxceleb1").overrides(voxceleb1_root) + ",,config.runner.total_steps=2"],
                          env=plugin_cache_env).check()
-    assert not (Path(stock.__file__).parent / ".cache").exists()
+    assert files_under(stock_dir) == before
     lists = sorted(Path(plugin_cache_env["UPSTREAM_MERGED_CACHE"]).glob("s3prl_file_lists/voxceleb1/*/*.pkl"))
     assert {p.name for p in lists} >= {"train.pkl", "dev.pkl", "test.pkl"}
     assert "there are 32 files found" in run.output  # 8 speakers x 2 train videos x 2 clips

@@ -12,13 +12,15 @@ def _dataset_module():
     return module
 
 
-def test_lists_are_cached_per_data_root(tmp_path, voxceleb1_root):
+def test_lists_are_cached_per_data_root(tmp_path, voxceleb1_root, files_under):
     module = _dataset_module()
+    stock_dir = Path(module.__file__).parent
+    before = files_under(stock_dir)
     split = voxceleb1_root / "iden_split.txt"
     first = module.SpeakerClassifiDataset("dev", voxceleb1_root, str(split))
     assert len(first) == 16 and module.CACHE_PATH.startswith(str(stock_patches.voxceleb1_cache_dir(voxceleb1_root, split)))
     assert (stock_patches.voxceleb1_cache_dir(voxceleb1_root, split) / "dev.pkl").is_file()
-    assert not (Path(module.__file__).parent / ".cache").exists()
+    assert files_under(stock_dir) == before
 
     # a second data root with another split file gets its own lists, not the first root's
     other = tmp_path / "other"
