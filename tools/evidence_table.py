@@ -236,6 +236,9 @@ def report(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], di
     sweep = alpha_sweep_lines(evidence, present)
     if sweep:
         lines += ["", "## α sweep: aligned vs unaligned (α = weight of HuBERT)", "", *sweep]
+    peaks = finetune_peak_lines(rows, tasks, cells)
+    if peaks:
+        lines += ["", "## Fine-tuned rows: where dev accuracy peaked", "", *peaks]
     lines += ["", "## Where the time goes", "", *timing_lines(rows, tasks, cells, meta.get("workers", 2)), "",
               "Per-clip predictions of every row: `predictions.json` beside this file.", "",
               "Reproduce:", "", "```bash", meta["command"], "```", ""]
@@ -258,6 +261,28 @@ def alpha_sweep_lines(evidence, rows: Sequence[Row]) -> List[str]:
         out.append(f"| {alpha:g} | {_num(a)} (`{aligned or '–'}`) | {_num(b)} (`{linear or '–'}`) | "
                    f"{_num(a - b, 1, sign=True)} |")
     return out
+
+
+def finetune_peak_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict]) -> List[str]:
+    """Per -f cell: the dev-best step of each seed against its budget; a best at the last evaluation is still rising."""
+    out = ["| row | task | dev-best step per seed / budget | dev accuracy best / last, per seed | still rising |",
+           "|---|---|---|---|---|"]
+    rising = total = 0
+    for row in (r for r in rows if r.finetune):
+        for task in tasks:
+            seeds = [s for s in cells.get((row.label, task.name), {}).get("seeds", []) if s.get("dev_curve")]
+            if not seeds:
+                continue
+            best = [max(s["dev_curve"], key=lambda point: point[1]) for s in seeds]
+            last = [s["dev_curve"][-1] for s in seeds]
+            up = sum(b[0] == l[0] for b, l in zip(best, last))
+            rising, total = rising + up, total + len(seeds)
+            out.append(f"| `{row.label}` | {task.name} | {', '.join(str(b[0]) for b in best)} / {seeds[0]['steps']} | "
+                       + "; ".join(f"{b[1]:.3f} / {l[1]:.3f}" for b, l in zip(best, last)) + f" | {up} of {len(seeds)} |")
+    if not total:
+        return []
+    return out + ["", f"{rising} of {total} fine-tuned runs had their best dev accuracy at their last evaluation: "
+                      "a run still improving at its budget's end is not converged."]
 
 
 def timing_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict], workers: int = 2) -> List[str]:
@@ -353,6 +378,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--probe-max-steps", type=int, default=None, help="cap of the converging probe")
     parser.add_argument("--probe-min-steps", type=int, default=None)
     parser.add_argument("--finetune-steps", type=int, default=None, help="stock -f budget (full 500, quick 200)")
+    parser.add_argument("--finetune-eval-step", type=int, default=None, help="-f dev evaluation interval (full 100, quick 50)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "upstream_merged" / "evidence")
@@ -373,7 +399,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         probe["min_steps"] = args.probe_min_steps
     probe["eval_step"] = max(1, min(probe["eval_step"], probe["max_steps"] // 2))
     profile = replace(profile, probe=probe, seeds=tuple(args.seeds or profile.seeds),
-                      finetune_steps=args.finetune_steps or profile.finetune_steps)
+                      finetune_steps=args.finetune_steps or profile.finetune_steps,
+                      finetune_eval_step=args.finetune_eval_step or profile.finetune_eval_step)
     if profile.finetune_steps < 2 * profile.finetune_eval_step:
         profile = replace(profile, finetune_eval_step=max(1, profile.finetune_steps // 2))
     work = args.work_dir.resolve()

@@ -20,6 +20,20 @@ def test_result_key_follows_row_task_and_budget(tmp_path):
     assert Job(row, speech_commands_task(tmp_path / "other"), PROFILE, str(tmp_path)).result_path != base
 
 
+def test_a_cell_key_covers_only_the_budget_its_row_reads(tmp_path):
+    task = speech_commands_task(tmp_path / "ks")
+    frozen = Row("hubert_small", "hubert_small", "encoder", "speech")
+    tuned = Row("hconv_hubert", "hconv_hubert_small", "finetune", "hconv", finetune=True)
+    longer_finetune = Profile("t", (0,), PROFILE.probe, 40, 20)
+    longer_probe = Profile("t", (0,), {**PROFILE.probe, "max_steps": 40}, 10, 5)
+
+    def path(row, profile):
+        return Job(row, task, profile, str(tmp_path)).result_path
+
+    assert path(frozen, longer_finetune) == path(frozen, PROFILE) != path(frozen, longer_probe)
+    assert path(tuned, longer_probe) == path(tuned, PROFILE) != path(tuned, longer_finetune)
+
+
 def test_weights_read_by_a_row(tmp_path):
     assert weights_read(Row("chance", "", "chance", "c")) == ""
     snapshot = tmp_path / "step_000100"

@@ -1,7 +1,7 @@
 """The shortened validation: hubert_tiny on the small KS set, stock run_downstream.py and the cached probe."""
 import pytest
 
-from upstream_merged.evaluation.validate import read_predictions, validate
+from upstream_merged.evaluation.validate import read_dev_curve, read_predictions, validate
 
 
 def test_cached_probe_scores_what_the_stock_run_scores(ks_task, feature_root, tmp_path, plugin_cache_env, monkeypatch):
@@ -35,3 +35,12 @@ def test_stock_prediction_files_are_paired_by_clip_id(tmp_path):
         read_predictions(tmp_path)
     with pytest.raises(FileNotFoundError, match="dev_predict.txt"):
         read_predictions(tmp_path, "dev")
+
+
+def test_dev_curve_read_from_the_stock_log(tmp_path):
+    assert read_dev_curve(tmp_path) == []
+    (tmp_path / "log.log").write_text(  # stock lines: speech_commands / voxceleb1, nsynth, then a resumed repeat
+        "dev at step 100: 0.2372093023255814\nNew best on dev at step 100: 0.2372093023255814\n"
+        "dev acc at step 200: 0.11789772727272728\n"
+        "dev at step 100: 0.25\n")
+    assert read_dev_curve(tmp_path) == [(100, 0.25), (200, 0.11789772727272728)]

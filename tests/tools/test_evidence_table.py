@@ -77,3 +77,19 @@ def test_sweep_rows_point_at_written_recipes(tmp_path):
 
     recipe = yaml.safe_load((tmp_path / "small_hubert_mert_linear_alpha0.70.yaml").read_text())
     assert recipe["alpha"] == 0.7 and recipe["components"] == []
+
+
+def test_finetune_peaks_flag_runs_still_improving_at_the_budget_end():
+    from types import SimpleNamespace
+
+    from upstream_merged.evaluation.cells import Row
+
+    evidence = tool("evidence_table")
+    rows = [Row("hconv", "hconv_hubert_small", "finetune", "h", finetune=True), Row("mfcc", "mfcc", "hand", "m")]
+    seeds = [{"steps": 300, "dev_curve": [[100, 0.2], [200, 0.5], [300, 0.4]]},
+             {"steps": 300, "dev_curve": [[100, 0.2], [200, 0.3], [300, 0.6]]}]
+    cells = {("hconv", "ks"): {"seeds": seeds}, ("mfcc", "ks"): {"seeds": [{}]}}
+    lines = evidence.finetune_peak_lines(rows, [SimpleNamespace(name="ks")], cells)
+    assert "| `hconv` | ks | 200, 300 / 300 | 0.500 / 0.400; 0.600 / 0.600 | 1 of 2 |" in lines
+    assert lines[-1].startswith("1 of 2 fine-tuned runs had their best dev accuracy at their last evaluation")
+    assert evidence.finetune_peak_lines(rows[1:], [SimpleNamespace(name="ks")], cells) == []

@@ -53,6 +53,13 @@ class Profile:
     finetune_steps: int
     finetune_eval_step: int
 
+    def budget_of(self, row: "Row") -> dict:
+        """The part of the profile a row's cells read: the -f step budget, or the probe's schedule."""
+        if row.finetune:
+            return {"name": self.name, "seeds": list(self.seeds), "finetune_steps": self.finetune_steps,
+                    "finetune_eval_step": self.finetune_eval_step}
+        return {"name": self.name, "seeds": list(self.seeds), "probe": dict(self.probe)}
+
 
 @dataclass(frozen=True)
 class Job:
@@ -74,7 +81,7 @@ class Job:
         from upstream_merged.cache import content_key
 
         material = {"format": RESULT_FORMAT, "row": asdict(self.row), "task": asdict(self.task.run),
-                    "profile": asdict(self.profile), "weights": weights_read(self.row)}
+                    "profile": self.profile.budget_of(self.row), "weights": weights_read(self.row)}
         return Path(self.work) / "results" / f"{self.row.label}-{self.task.name}-{content_key(material)}.json"
 
 
@@ -177,7 +184,8 @@ def finetune_results(job: Job) -> List[dict]:
                         model_config=job.row.model_config, finetune=True)
         out.append({"seed": seed, "correct": run.correct, "accuracy": sum(run.correct.values()) / len(run.correct),
                     "printed_accuracy": run.printed_accuracy, "seconds": run.seconds,
-                    "steps": job.profile.finetune_steps})
+                    "steps": job.profile.finetune_steps, "dev_curve": run.dev_curve,
+                    "best_step": max(run.dev_curve, key=lambda point: point[1])[0] if run.dev_curve else None})
     return out
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from upstream_merged.cache import content_key
 from upstream_merged.evaluation.features import Upstream, cached_splits
@@ -73,6 +74,18 @@ class StockRun:
     seconds: float
     log: str
     expdir: str
+    dev_curve: List[Tuple[int, float]] = field(default_factory=list)
+
+
+DEV_LINE = re.compile(r"^dev(?: acc)? at step (\d+): ([-+0-9.eE]+)$", re.MULTILINE)
+
+
+def read_dev_curve(expdir: Path) -> List[Tuple[int, float]]:
+    """[(step, dev accuracy)] from the log.log a stock run appends at each dev evaluation (after a resume: last wins)."""
+    path = Path(expdir) / "log.log"
+    if not path.is_file():
+        return []
+    return sorted({int(step): float(value) for step, value in DEV_LINE.findall(path.read_text())}.items())
 
 
 def read_predictions(expdir: Path, split: str = "test") -> Dict[str, bool]:
@@ -111,7 +124,7 @@ def run_stock(entry: str, task: TaskRun, seed: int, sweep_dir: Path, env: Option
         raise RuntimeError(f"stock run {plan.run_id} failed: {outcome.message} (log: {outcome.log})")
     done = json.loads((plan.run_dir / "DONE.json").read_text())
     return StockRun(float(outcome.value), read_predictions(plan.expdir), float(done.get("seconds", outcome.seconds)),
-                    str(outcome.log), str(plan.expdir))
+                    str(outcome.log), str(plan.expdir), read_dev_curve(plan.expdir))
 
 
 def stock_sweep_dir(upstream: Upstream, budgeted: TaskRun, work: Path) -> Path:
