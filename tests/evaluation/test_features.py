@@ -108,3 +108,8 @@ def test_tasks_reading_the_same_audio_share_one_cache(nsynth_pitch_task, make_se
 def test_an_incomplete_cache_directory_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a complete feature cache"):
         FeatureSplit(tmp_path)
+
+
+def test_an_unknown_entry_is_named():
+    with pytest.raises(ValueError, match="-u hubert_smal is neither a stock s3prl hub entry nor one of upstream_merged's"):
+        Upstream("hubert_smal").model

@@ -101,8 +101,8 @@ class Upstream:
 
         register()  # the plugin's entries even where the .pth hook is off (python -S, a moved editable install)
         if not hasattr(hub, self.entry):
-            raise ValueError(f"-u {self.entry} is not an s3prl hub entry (s3prl.hub.options() lists them; is the "
-                             "upstream_merged hook installed? run tools/setup_env.sh)")
+            raise ValueError(f"-u {self.entry} is neither a stock s3prl hub entry nor one of upstream_merged's "
+                             "(s3prl.hub.options() lists them all)")
         model = getattr(hub, self.entry)(ckpt=self.ckpt, model_config=self.model_config, refresh=False)
         model.eval()
         for parameter in model.parameters():
