@@ -265,6 +265,8 @@ def alpha_sweep_lines(evidence, rows: Sequence[Row]) -> List[str]:
 
 def finetune_peak_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict]) -> List[str]:
     """Per -f cell: the dev-best step of each seed against its budget; a best at the last evaluation is still rising."""
+    from upstream_merged.evaluation.validate import dev_best
+
     out = ["| row | task | dev-best step per seed / budget | dev accuracy best / last, per seed | still rising |",
            "|---|---|---|---|---|"]
     rising = total = 0
@@ -273,7 +275,7 @@ def finetune_peak_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[
             seeds = [s for s in cells.get((row.label, task.name), {}).get("seeds", []) if s.get("dev_curve")]
             if not seeds:
                 continue
-            best = [max(s["dev_curve"], key=lambda point: point[1]) for s in seeds]
+            best = [dev_best(s["dev_curve"]) for s in seeds]
             last = [s["dev_curve"][-1] for s in seeds]
             up = sum(b[0] == l[0] for b, l in zip(best, last))
             rising, total = rising + up, total + len(seeds)

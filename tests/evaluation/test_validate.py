@@ -1,7 +1,7 @@
 """The shortened validation: hubert_tiny on the small KS set, stock run_downstream.py and the cached probe."""
 import pytest
 
-from upstream_merged.evaluation.validate import read_dev_curve, read_predictions, validate
+from upstream_merged.evaluation.validate import dev_best, read_dev_curve, read_predictions, validate
 
 
 def test_cached_probe_scores_what_the_stock_run_scores(ks_task, feature_root, tmp_path, plugin_cache_env, monkeypatch):
@@ -44,3 +44,5 @@ def test_dev_curve_read_from_the_stock_log(tmp_path):
         "dev acc at step 200: 0.11789772727272728\n"
         "dev at step 100: 0.25\n")
     assert read_dev_curve(tmp_path) == [(100, 0.25), (200, 0.11789772727272728)]
+    assert dev_best([(100, 0.5), (200, 0.5), (300, 0.4)]) == (100, 0.5)  # the first best, as the stock run keeps it
+    assert dev_best([]) is None

@@ -174,7 +174,7 @@ def probe_results(job: Job, setup) -> Tuple[List[dict], float]:
 
 def finetune_results(job: Job) -> List[dict]:
     """Stock ``run_downstream.py -f`` train + evaluate per seed, on the profile's step budget."""
-    from upstream_merged.evaluation.validate import run_stock
+    from upstream_merged.evaluation.validate import dev_best, run_stock
 
     budgeted = job.task.run.with_budget(job.profile.finetune_steps, job.profile.finetune_eval_step)
     sweep = Path(job.work) / "stock" / job.result_path.stem
@@ -185,7 +185,7 @@ def finetune_results(job: Job) -> List[dict]:
         out.append({"seed": seed, "correct": run.correct, "accuracy": sum(run.correct.values()) / len(run.correct),
                     "printed_accuracy": run.printed_accuracy, "seconds": run.seconds,
                     "steps": job.profile.finetune_steps, "dev_curve": run.dev_curve,
-                    "best_step": max(run.dev_curve, key=lambda point: point[1])[0] if run.dev_curve else None})
+                    "best_step": (dev_best(run.dev_curve) or (None,))[0]})
     return out
 
 

@@ -88,6 +88,14 @@ def read_dev_curve(expdir: Path) -> List[Tuple[int, float]]:
     return sorted({int(step): float(value) for step, value in DEV_LINE.findall(path.read_text())}.items())
 
 
+def dev_best(curve: Sequence[Sequence[float]]) -> Optional[Tuple[int, float]]:
+    """(step, accuracy) of a dev curve's first maximum, the checkpoint a stock run keeps as dev-best; None if empty."""
+    if not curve:
+        return None
+    step, value = max(curve, key=lambda point: point[1])
+    return int(step), float(value)
+
+
 def read_predictions(expdir: Path, split: str = "test") -> Dict[str, bool]:
     """{clip id: predicted == truth} from the ``<split>_predict.txt`` / ``<split>_truth.txt`` a stock expert writes."""
     def read(name: str) -> Dict[str, str]:
