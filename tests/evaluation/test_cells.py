@@ -86,3 +86,22 @@ def test_cells_sharing_a_build_or_an_extraction_are_kept_apart(tmp_path):
     assert not _conflicts(job(other, instrument), set()) & _conflicts(job(merge, pitch), built)
     fusion = Row("fusion_hconv", "fusion_hubert_mert_small_hconv", "finetune", "f", finetune=True)
     assert not _conflicts(job(fusion, pitch), {("fusion_hubert_mert_small_hconv", None, None)})
+
+
+def test_fine_tuned_cells_share_one_frozen_memo_in_the_work_dir(tmp_path, monkeypatch):
+    from upstream_merged.evaluation import cells, validate
+    from upstream_merged.fusion.memo import MEMO_ENV
+
+    seen = []
+
+    def fake_run_stock(entry, task, seed, sweep_dir, env=None, **kwargs):
+        seen.append((entry, seed, env))
+        return validate.StockRun(0.5, {"a": True, "b": False}, 1.0, "log", str(sweep_dir), [(5, 0.4), (10, 0.5)])
+
+    monkeypatch.setattr(validate, "run_stock", fake_run_stock)
+    tuned = Row("hconv_hubert", "hconv_hubert_small", "finetune", "hconv", finetune=True)
+    out = cells.finetune_results(Job(tuned, speech_commands_task(tmp_path / "ks"), PROFILE, str(tmp_path)))
+    assert [(entry, seed) for entry, seed, _ in seen] == [("hconv_hubert_small", 0)]
+    assert seen[0][2][MEMO_ENV] == str(tmp_path / "frozen_memo") and seen[0][2]["OMP_NUM_THREADS"] == "1"
+    assert out[0]["accuracy"] == 0.5 and out[0]["best_step"] == 10
+    assert PROFILE.budget_of(tuned)["frozen_memo"] == cells.FROZEN_MEMO_FORMAT

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RESULT_FORMAT = 1
 RUN_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 UNWEIGHTED_KINDS = ("chance", "hand")  # rows that read no shipped weights
+FROZEN_MEMO_FORMAT = 1  # -f cells share one memo of the frozen backbones' hidden states (fusion/memo.py)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Profile:
         """The part of the profile a row's cells read: the -f step budget, or the probe's schedule."""
         if row.finetune:
             return {"name": self.name, "seeds": list(self.seeds), "finetune_steps": self.finetune_steps,
-                    "finetune_eval_step": self.finetune_eval_step}
+                    "finetune_eval_step": self.finetune_eval_step, "frozen_memo": FROZEN_MEMO_FORMAT}
         return {"name": self.name, "seeds": list(self.seeds), "probe": dict(self.probe)}
 
 
@@ -175,12 +176,15 @@ def probe_results(job: Job, setup) -> Tuple[List[dict], float]:
 def finetune_results(job: Job) -> List[dict]:
     """Stock ``run_downstream.py -f`` train + evaluate per seed, on the profile's step budget."""
     from upstream_merged.evaluation.validate import dev_best, run_stock
+    from upstream_merged.fusion.memo import MEMO_ENV
 
     budgeted = job.task.run.with_budget(job.profile.finetune_steps, job.profile.finetune_eval_step)
     sweep = Path(job.work) / "stock" / job.result_path.stem
+    # every -f row, seed and task forwards a clip through a frozen encoder once: later runs read the memo
+    env = {**RUN_ENV, MEMO_ENV: str(Path(job.work) / "frozen_memo")}
     out = []
     for seed in job.profile.seeds:
-        run = run_stock(job.row.entry, budgeted, seed, sweep, env=RUN_ENV, ckpt=job.row.ckpt,
+        run = run_stock(job.row.entry, budgeted, seed, sweep, env=env, ckpt=job.row.ckpt,
                         model_config=job.row.model_config, finetune=True)
         out.append({"seed": seed, "correct": run.correct, "accuracy": sum(run.correct.values()) / len(run.correct),
                     "printed_accuracy": run.printed_accuracy, "seconds": run.seconds,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import torch
 from torch import nn
 
+from upstream_merged.fusion.memo import FrozenMemo, pad_clips
 from upstream_merged.fusion.whisper import WhisperContext, WhisperEncoderUpstream
 from upstream_merged.models.checkpoint import CheckpointError, read_config
 from upstream_merged.models.hubert import is_mert_config, load_hubert_family
@@ -32,6 +33,8 @@ class FrozenBackbone(nn.Module):
         self.kind, self.width, self.depth = kind, int(width), int(depth)  # depth = 1 + transformer layers
         self.upstream.requires_grad_(False)
         self.train(False)
+        self.memo: Optional[FrozenMemo] = None  # set by the builder when UPSTREAM_MERGED_FROZEN_MEMO names one
+        self._memo_key: Optional[str] = None
 
     def train(self, mode: bool = True) -> "FrozenBackbone":
         """Stay in eval mode (no dropout, deterministic) even when the runner trains the fusion upstream."""
@@ -46,8 +49,36 @@ class FrozenBackbone(nn.Module):
         """16 kHz wav list -> the backbone's 1 + N hidden states (B, T_m, D_m); autograd only follows grad-requiring wavs."""
         # Nothing here trains: a graph is kept only to carry a wav's own gradient (s3prl's upstream test feeds such wavs).
         follow_wavs = torch.is_grad_enabled() and any(getattr(w, "requires_grad", False) for w in wavs)
+        if self.memo is not None and not follow_wavs:
+            return self._memoised(wavs)
         with torch.set_grad_enabled(follow_wavs):
             return list(self.upstream(wavs)["hidden_states"])
+
+    def memo_key(self) -> str:
+        """What a memo entry depends on besides the clip: kind, wrapper, its options and the weights' digest."""
+        if self._memo_key is None:
+            from upstream_merged.upstream.frozen_state import digest_tensors
+
+            options = {name: getattr(self.upstream, name) for name in ("sample_rate", "normalize", "context")
+                       if hasattr(self.upstream, name)}
+            configs = [m.config.to_json_string() for m in self.upstream.modules() if hasattr(m, "config")
+                       and hasattr(m.config, "to_json_string")][:1]
+            weights = digest_tensors(self.upstream.state_dict().items()).values
+            self._memo_key = f"{self.kind}|{type(self.upstream).__name__}|{sorted(options.items())}|{configs}|{weights}"
+        return self._memo_key
+
+    def _memoised(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Each clip's hidden states from the memo, or forwarded alone and stored; padded into one batch."""
+        clips = []
+        with torch.no_grad():
+            for wav in wavs:
+                key = self.memo.clip_key(self.memo_key(), wav)
+                stored = self.memo.load(key)
+                if stored is None:
+                    stored = torch.stack([h[0] for h in self.upstream([wav])["hidden_states"]]).cpu().numpy()
+                    self.memo.store(key, stored)
+                clips.append(torch.from_numpy(stored).to(wav.device))
+        return pad_clips(clips)
 
 
 def backbone_kind(config: dict, source: str) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from upstream_merged.fusion.backbones import load_backbone
+from upstream_merged.fusion.memo import MEMO_ENV, FrozenMemo
 from upstream_merged.fusion.model import FusionUpstream
 from upstream_merged.fusion.recipe import FusionRecipe
 from upstream_merged.sources import SourceError, resolve_source
@@ -34,6 +35,11 @@ def fusion_upstream_from_recipe(recipe: FusionRecipe, source_dirs: Optional[Dict
     if missing:
         raise ValueError(f"no directory for fusion source(s) {sorted(missing)}")
     backbones = {role: load_backbone(dirs[role], recipe.options.whisper_context) for role in recipe.sources}
+    memo = FrozenMemo.from_env()
+    if memo is not None:
+        logger.info("fusion backbones read and write their hidden states in the memo %s (%s)", memo.directory, MEMO_ENV)
+        for backbone in backbones.values():
+            backbone.memo = memo
     upstream = FusionUpstream(backbones, recipe.spec(), seed=recipe.seed)
     from upstream_merged.models.checkpoint import check_finite
 

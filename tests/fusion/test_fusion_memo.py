@@ -1,0 +1,136 @@
+"""The frozen backbones' hidden-state memo: same features as a forward, each clip forwarded once, safe to share."""
+import numpy as np
+import pytest
+import torch
+
+from upstream_merged.fusion.memo import MEMO_ENV, FrozenMemo, pad_clips
+from upstream_merged.registry import entries
+
+ENTRY = "fusion_hubert_wavlm_whisper_hconv_tiny"
+
+
+@pytest.fixture(scope="module")
+def trio():
+    return entries()[ENTRY]()
+
+
+def _count_forwards(backbone, monkeypatch):
+    calls = []
+    original = backbone.upstream.forward
+
+    def counted(wavs):
+        calls.append(len(wavs))
+        return original(wavs)
+
+    monkeypatch.setattr(backbone.upstream, "forward", counted)
+    return calls
+
+
+def _clips(*lengths, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, generator=generator) for n in lengths]
+
+
+def test_equal_length_batches_get_the_batched_features_and_each_clip_is_forwarded_once(trio, tmp_path, monkeypatch):
+    wavs = _clips(16000, 16000, 16000)
+    with torch.no_grad():
+        expected = {role: b(wavs) for role, b in trio.backbones.items()}
+    memo = FrozenMemo(tmp_path / "memo")
+    for role, backbone in trio.backbones.items():
+        calls = _count_forwards(backbone, monkeypatch)
+        backbone.memo = memo
+        try:
+            with torch.no_grad():
+                first, again = backbone(wavs), backbone(wavs[::-1])
+        finally:
+            backbone.memo = None
+        assert calls == [1, 1, 1], role  # each clip alone, once; the second batch is read back
+        for got, want in zip(first, expected[role]):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        for got, want in zip(again, expected[role]):
+            torch.testing.assert_close(got, want.flip(0), atol=1e-5, rtol=1e-4)
+    assert (memo.misses, memo.hits) == (9, 9)
+    assert len(list((tmp_path / "memo").rglob("*.npy"))) == 9
+    assert not list((tmp_path / "memo").rglob("*.part"))
+
+
+def test_padded_batches_give_each_clip_its_own_features_and_zeros_past_its_end(trio, tmp_path):
+    wavs = _clips(16000, 9000, seed=1)
+    backbone = trio.backbones["hubert"]
+    with torch.no_grad():
+        batched = backbone(wavs)
+        alone = backbone(wavs[1:])
+    backbone.memo = FrozenMemo(tmp_path)
+    try:
+        with torch.no_grad():
+            memoised = backbone(wavs)
+    finally:
+        backbone.memo = None
+    frames = alone[0].shape[1]
+    for got, want_batch, want_alone in zip(memoised, batched, alone):
+        assert got.shape == want_batch.shape
+        torch.testing.assert_close(got[0], want_batch[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(got[1, :frames], want_alone[0], atol=1e-5, rtol=1e-4)
+        assert torch.count_nonzero(got[1, frames:]) == 0
+
+
+def test_wavs_that_need_their_gradient_bypass_the_memo(trio, tmp_path):
+    backbone = trio.backbones["wavlm"]
+    backbone.memo = FrozenMemo(tmp_path)
+    try:
+        wav = _clips(8000)[0].requires_grad_(True)
+        states = backbone([wav])
+        states[-1].sum().backward()
+    finally:
+        backbone.memo = None
+    assert wav.grad is not None and torch.count_nonzero(wav.grad) > 0
+    assert not list(tmp_path.rglob("*.npy"))
+
+
+def test_a_clip_or_weights_change_makes_a_new_key(trio, tmp_path):
+    memo = FrozenMemo(tmp_path)
+    hubert, wavlm = trio.backbones["hubert"], trio.backbones["wavlm"]
+    wav = _clips(4000)[0]
+    changed = wav.clone()
+    changed[17] += 1e-3
+    keys = {memo.clip_key(hubert.memo_key(), wav), memo.clip_key(hubert.memo_key(), changed),
+            memo.clip_key(wavlm.memo_key(), wav), memo.clip_key(hubert.memo_key(), wav[:-1])}
+    assert len(keys) == 4
+    assert memo.clip_key(hubert.memo_key(), wav.clone()) == memo.clip_key(hubert.memo_key(), wav)
+
+
+def test_the_environment_variable_turns_the_memo_on_for_every_backbone(tmp_path, monkeypatch):
+    monkeypatch.setenv(MEMO_ENV, str(tmp_path / "shared"))
+    upstream = entries()[ENTRY]()
+    memos = {id(b.memo) for b in upstream.backbones.values()}
+    assert len(memos) == 1 and upstream.backbones["hubert"].memo.directory == tmp_path / "shared"
+    with torch.no_grad():
+        upstream(_clips(16000, 16000))
+    assert len(list((tmp_path / "shared").rglob("*.npy"))) == 2 * len(upstream.backbones)
+    monkeypatch.setenv(MEMO_ENV, "")
+    assert all(b.memo is None for b in entries()[ENTRY]().backbones.values())
+
+
+def test_a_memo_path_that_is_a_file_is_refused_by_name(tmp_path, monkeypatch):
+    blocker = tmp_path / "memo"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv(MEMO_ENV, str(blocker))
+    with pytest.raises(ValueError, match=f"{MEMO_ENV}=.*memo: exists and is not a directory"):
+        FrozenMemo.from_env()
+    assert blocker.read_text() == "not a directory"
+
+
+def test_pad_clips_stacks_layers_and_zero_pads_frames():
+    short, long = torch.ones(3, 2, 4), torch.full((3, 5, 4), 2.0)
+    layers = pad_clips([short, long])
+    assert len(layers) == 3 and layers[0].shape == (2, 5, 4)
+    assert torch.equal(layers[1][0, :2], torch.ones(2, 4)) and torch.count_nonzero(layers[1][0, 2:]) == 0
+    assert torch.equal(layers[2][1], torch.full((5, 4), 2.0))
+
+
+def test_stored_arrays_round_trip(tmp_path):
+    memo = FrozenMemo(tmp_path)
+    states = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    memo.store("ab" + "0" * 62, states)
+    assert np.array_equal(memo.load("ab" + "0" * 62), states)
+    assert memo.load("cd" + "0" * 62) is None
