@@ -90,7 +90,7 @@ def test_cells_sharing_a_build_or_an_extraction_are_kept_apart(tmp_path):
 
 def test_fine_tuned_cells_share_one_frozen_memo_in_the_work_dir(tmp_path, monkeypatch):
     from upstream_merged.evaluation import cells, validate
-    from upstream_merged.fusion.memo import MEMO_ENV
+    from upstream_merged.fusion.memo import MEMO_ENV, STORE_AFTER_ENV
 
     seen = []
 
@@ -99,9 +99,23 @@ def test_fine_tuned_cells_share_one_frozen_memo_in_the_work_dir(tmp_path, monkey
         return validate.StockRun(0.5, {"a": True, "b": False}, 1.0, "log", str(sweep_dir), [(5, 0.4), (10, 0.5)])
 
     monkeypatch.setattr(validate, "run_stock", fake_run_stock)
+    class Setup:
+        def __init__(self, crops):
+            self.crops = crops
+
+        def clips(self, split):
+            return [None] * len(self.crops)
+
+        def crop_length(self, split, index):
+            return self.crops[index]
+
     tuned = Row("hconv_hubert", "hconv_hubert_small", "finetune", "hconv", finetune=True)
-    out = cells.finetune_results(Job(tuned, speech_commands_task(tmp_path / "ks"), PROFILE, str(tmp_path)))
+    job = Job(tuned, speech_commands_task(tmp_path / "ks"), PROFILE, str(tmp_path))
+    out = cells.finetune_results(job, Setup([None] * 19 + [16000]))
     assert [(entry, seed) for entry, seed, _ in seen] == [("hconv_hubert_small", 0)]
     assert seen[0][2][MEMO_ENV] == str(tmp_path / "frozen_memo") and seen[0][2]["OMP_NUM_THREADS"] == "1"
+    assert seen[0][2][STORE_AFTER_ENV] == "1"
+    cells.finetune_results(job, Setup([None] * 10 + [48000] * 10))  # voxceleb1-like: half cropped at random
+    assert seen[1][2][STORE_AFTER_ENV] == "2"
     assert out[0]["accuracy"] == 0.5 and out[0]["best_step"] == 10
     assert PROFILE.budget_of(tuned)["frozen_memo"] == cells.FROZEN_MEMO_FORMAT

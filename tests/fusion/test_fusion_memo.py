@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from upstream_merged.fusion.memo import MEMO_ENV, FrozenMemo, pad_clips
+from upstream_merged.fusion.memo import MEMO_ENV, STORE_AFTER_ENV, FrozenMemo, pad_clips
 from upstream_merged.registry import entries
 
 ENTRY = "fusion_hubert_wavlm_whisper_hconv_tiny"
@@ -134,3 +134,31 @@ def test_stored_arrays_round_trip(tmp_path):
     memo.store("ab" + "0" * 62, states)
     assert np.array_equal(memo.load("ab" + "0" * 62), states)
     assert memo.load("cd" + "0" * 62) is None
+
+
+def test_store_after_two_skips_clips_seen_once_and_keeps_recurring_ones(trio, tmp_path, monkeypatch):
+    monkeypatch.setenv(MEMO_ENV, str(tmp_path))
+    monkeypatch.setenv(STORE_AFTER_ENV, "2")
+    memo = FrozenMemo.from_env()
+    backbone = trio.backbones["hubert"]
+    backbone.memo = memo
+    calls = _count_forwards(backbone, monkeypatch)
+    recurring, once = _clips(8000, 8000, seed=3)
+    try:
+        with torch.no_grad():
+            backbone([recurring, once])
+            assert not list(tmp_path.rglob("*.npy"))  # first sighting: forwarded, not written
+            backbone([recurring])
+            backbone([recurring])
+    finally:
+        backbone.memo = None
+    assert calls == [1, 1, 1]  # the third read of the recurring clip comes from the memo
+    assert len(list(tmp_path.rglob("*.npy"))) == 1 and memo.hits == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_store_after_is_refused_by_name(tmp_path, monkeypatch, value):
+    monkeypatch.setenv(MEMO_ENV, str(tmp_path / "m"))
+    monkeypatch.setenv(STORE_AFTER_ENV, value)
+    with pytest.raises(ValueError, match=STORE_AFTER_ENV):
+        FrozenMemo.from_env()

@@ -134,7 +134,7 @@ def run_job(job: Job) -> dict:
     if job.row.kind == "chance":
         seeds = [chance_result(setup)]
     elif job.row.finetune:
-        seeds = finetune_results(job)
+        seeds = finetune_results(job, setup)
     else:
         seeds, extract = probe_results(job, setup)
     out = {"row": job.row.label, "task": job.task.name, "seeds": seeds, "extract_seconds": round(extract, 1),
@@ -173,15 +173,22 @@ def probe_results(job: Job, setup) -> Tuple[List[dict], float]:
     return out, extract
 
 
-def finetune_results(job: Job) -> List[dict]:
+def memo_store_after(setup) -> int:
+    """2 when over a tenth of the training clips are cropped at random on every read (never seen twice), else 1."""
+    train = len(setup.clips("train"))
+    cropped = sum(setup.crop_length("train", index) is not None for index in range(train))
+    return 2 if cropped > train / 10 else 1
+
+
+def finetune_results(job: Job, setup) -> List[dict]:
     """Stock ``run_downstream.py -f`` train + evaluate per seed, on the profile's step budget."""
     from upstream_merged.evaluation.validate import dev_best, run_stock
-    from upstream_merged.fusion.memo import MEMO_ENV
+    from upstream_merged.fusion.memo import MEMO_ENV, STORE_AFTER_ENV
 
     budgeted = job.task.run.with_budget(job.profile.finetune_steps, job.profile.finetune_eval_step)
     sweep = Path(job.work) / "stock" / job.result_path.stem
     # every -f row, seed and task forwards a clip through a frozen encoder once: later runs read the memo
-    env = {**RUN_ENV, MEMO_ENV: str(Path(job.work) / "frozen_memo")}
+    env = {**RUN_ENV, MEMO_ENV: str(Path(job.work) / "frozen_memo"), STORE_AFTER_ENV: str(memo_store_after(setup))}
     out = []
     for seed in job.profile.seeds:
         run = run_stock(job.row.entry, budgeted, seed, sweep, env=env, ckpt=job.row.ckpt,

@@ -6,6 +6,11 @@ the same training clips through them every epoch and the same dev clips at every
 later batches read its hidden states from DIR, shared by every run, seed and fusion entry that uses
 the same backbone weights.
 
+``UPSTREAM_MERGED_FROZEN_MEMO_STORE_AFTER=N`` (default 1) stores a clip only from its N-th forward in
+this process on: with N = 2 the random crops a stock dataset draws anew each read (voxceleb1's
+``max_timestep`` crops of training utterances) are forwarded and never written, while clips that recur
+(the dev set, uncropped training clips) are stored at their second sighting.
+
 What a batch gets: every clip's hidden states as that clip forwarded alone, zero-padded to the
 longest clip's frames. On a batch of equal-length clips that equals the batched forward (to float
 rounding). On a padded batch the valid frames of a layer-norm backbone are equal too; a group-norm
@@ -20,7 +25,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -28,13 +33,16 @@ import torch
 logger = logging.getLogger(__name__)
 
 MEMO_ENV = "UPSTREAM_MERGED_FROZEN_MEMO"
+STORE_AFTER_ENV = "UPSTREAM_MERGED_FROZEN_MEMO_STORE_AFTER"
 FORMAT_VERSION = 1
 
 
 class FrozenMemo:
     """Hidden states (layers, frames, width) of one clip through one frozen backbone, keyed by content."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, store_after: int = 1):
+        if isinstance(store_after, bool) or not isinstance(store_after, int) or store_after < 1:
+            raise ValueError(f"{STORE_AFTER_ENV}={store_after!r}: expected a whole number >= 1")
         path = Path(directory).expanduser()
         if path.exists() and not path.is_dir():
             raise ValueError(f"{MEMO_ENV}={directory}: exists and is not a directory")
@@ -45,14 +53,23 @@ class FrozenMemo:
         if not os.access(path, os.W_OK):
             raise ValueError(f"{MEMO_ENV}={directory}: the memo directory is not writable")
         self.directory = path
+        self.store_after = store_after
         self.hits = 0
         self.misses = 0
+        self.forwards: Dict[str, int] = {}  # key -> forwards so far in this process, for keys not yet stored
 
     @classmethod
     def from_env(cls) -> Optional["FrozenMemo"]:
         """The memo ``UPSTREAM_MERGED_FROZEN_MEMO`` names, or None when it is unset or empty."""
         directory = os.environ.get(MEMO_ENV, "").strip()
-        return cls(directory) if directory else None
+        if not directory:
+            return None
+        raw = os.environ.get(STORE_AFTER_ENV, "1").strip() or "1"
+        try:
+            store_after = int(raw)
+        except ValueError:
+            raise ValueError(f"{STORE_AFTER_ENV}={raw!r}: expected a whole number >= 1") from None
+        return cls(directory, store_after)
 
     def clip_key(self, backbone_key: str, wav: torch.Tensor) -> str:
         """sha256 over the backbone's key and the clip's dtype, length and sample bytes."""
@@ -73,8 +90,13 @@ class FrozenMemo:
         self.hits += 1
         return np.load(path)
 
-    def store(self, key: str, states: np.ndarray) -> None:
-        """Write atomically (temp file, then rename): concurrent runs never read a partial file."""
+    def store(self, key: str, states: np.ndarray) -> bool:
+        """Write atomically (temp file, then rename) once the clip reached ``store_after`` forwards; True if written."""
+        seen = self.forwards.get(key, 0) + 1
+        if seen < self.store_after:
+            self.forwards[key] = seen
+            return False
+        self.forwards.pop(key, None)
         path = self._path(key)
         path.parent.mkdir(exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".part")
@@ -85,6 +107,7 @@ class FrozenMemo:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+        return True
 
 
 def pad_clips(states: List[torch.Tensor]) -> List[torch.Tensor]:
