@@ -263,13 +263,16 @@ def alpha_sweep_lines(evidence, rows: Sequence[Row]) -> List[str]:
     return out
 
 
+PLATEAU_GAIN = 0.01  # a run whose dev-best rose less than this over its budget's second half has plateaued
+
+
 def finetune_peak_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict]) -> List[str]:
-    """Per -f cell: the dev-best step of each seed against its budget; a best at the last evaluation is still rising."""
+    """Per -f cell: each seed's dev-best step against its budget, and how much its dev-best rose in the second half."""
     from upstream_merged.evaluation.validate import dev_best
 
-    out = ["| row | task | dev-best step per seed / budget | dev accuracy best / last, per seed | still rising |",
-           "|---|---|---|---|---|"]
-    rising = total = 0
+    out = ["| row | task | dev-best step per seed / budget | dev accuracy best / last, per seed | still rising "
+           "| dev-best gain over the second half, per seed |", "|---|---|---|---|---|---|"]
+    rising = climbing = total = 0
     for row in (r for r in rows if r.finetune):
         for task in tasks:
             seeds = [s for s in cells.get((row.label, task.name), {}).get("seeds", []) if s.get("dev_curve")]
@@ -277,14 +280,25 @@ def finetune_peak_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[
                 continue
             best = [dev_best(s["dev_curve"]) for s in seeds]
             last = [s["dev_curve"][-1] for s in seeds]
+            gains = [second_half_gain(s["dev_curve"], s["steps"]) for s in seeds]
             up = sum(b[0] == l[0] for b, l in zip(best, last))
             rising, total = rising + up, total + len(seeds)
+            climbing += sum(g >= PLATEAU_GAIN for g in gains)
             out.append(f"| `{row.label}` | {task.name} | {', '.join(str(b[0]) for b in best)} / {seeds[0]['steps']} | "
-                       + "; ".join(f"{b[1]:.3f} / {l[1]:.3f}" for b, l in zip(best, last)) + f" | {up} of {len(seeds)} |")
+                       + "; ".join(f"{b[1]:.3f} / {l[1]:.3f}" for b, l in zip(best, last)) + f" | {up} of {len(seeds)} | "
+                       + ", ".join(f"{g:+.3f}" for g in gains) + " |")
     if not total:
         return []
     return out + ["", f"{rising} of {total} fine-tuned runs had their best dev accuracy at their last evaluation: "
-                      "a run still improving at its budget's end is not converged."]
+                      "a run still improving at its budget's end is not converged.",
+                  f"{climbing} of {total} raised their dev-best by {PLATEAU_GAIN:.2f} or more over the second half of "
+                  f"the budget (the others had plateaued by its middle)."]
+
+
+def second_half_gain(curve: Sequence[Sequence[float]], steps: int) -> float:
+    """Best dev accuracy over the whole curve minus the best up to half the budget (0 when nothing is that early)."""
+    early = [value for step, value in curve if step <= steps / 2]
+    return max(value for _, value in curve) - max(early) if early else 0.0
 
 
 def timing_lines(rows: Sequence[Row], tasks: Sequence, cells: Dict[Tuple[str, str], dict], workers: int = 2) -> List[str]:

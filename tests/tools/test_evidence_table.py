@@ -90,6 +90,9 @@ def test_finetune_peaks_flag_runs_still_improving_at_the_budget_end():
              {"steps": 300, "dev_curve": [[100, 0.2], [200, 0.3], [300, 0.6]]}]
     cells = {("hconv", "ks"): {"seeds": seeds}, ("mfcc", "ks"): {"seeds": [{}]}}
     lines = evidence.finetune_peak_lines(rows, [SimpleNamespace(name="ks")], cells)
-    assert "| `hconv` | ks | 200, 300 / 300 | 0.500 / 0.400; 0.600 / 0.600 | 1 of 2 |" in lines
-    assert lines[-1].startswith("1 of 2 fine-tuned runs had their best dev accuracy at their last evaluation")
+    assert "| `hconv` | ks | 200, 300 / 300 | 0.500 / 0.400; 0.600 / 0.600 | 1 of 2 | +0.300, +0.400 |" in lines
+    assert lines[-2].startswith("1 of 2 fine-tuned runs had their best dev accuracy at their last evaluation")
+    assert lines[-1].startswith("2 of 2 raised their dev-best by 0.01 or more over the second half")
+    assert evidence.second_half_gain([[100, 0.5], [300, 0.505], [400, 0.3]], 400) == pytest.approx(0.005)
+    assert evidence.second_half_gain([[300, 0.5]], 400) == 0.0
     assert evidence.finetune_peak_lines(rows[1:], [SimpleNamespace(name="ks")], cells) == []
