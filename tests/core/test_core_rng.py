@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from upstream_merged.core.rng import isolated_rng, seeded_by_recipe, without_global_rng_effects
+from upstream_merged.core.rng import (count_rand_draws, isolated_rng, replay_rand_draws, seeded_by_recipe,
+                                      without_global_rng_effects)
 from upstream_merged.testing.contract import GlobalState
 
 
@@ -51,3 +52,28 @@ def test_decorators():
     load()
     assert torch.equal(first, second)
     assert before.changed(GlobalState.capture()) == []
+
+
+def test_count_rand_draws_measures_a_call_and_replay_reproduces_its_stream():
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    assert count_rand_draws(lambda: [torch.rand([]) for _ in range(3)]) == 3
+    assert torch.equal(torch.get_rng_state(), state)  # measuring leaves the global state alone
+    [torch.rand([]) for _ in range(3)]
+    after_call = torch.rand(4)
+    torch.set_rng_state(state)
+    replay_rand_draws(3)
+    assert torch.equal(torch.rand(4), after_call)
+
+
+def test_count_rand_draws_is_none_for_a_call_whose_draws_vary():
+    calls = []
+
+    def varying():
+        calls.append(1)
+        for _ in range(len(calls)):
+            torch.rand([])
+
+    state = torch.get_rng_state()
+    assert count_rand_draws(varying) is None
+    assert torch.equal(torch.get_rng_state(), state)

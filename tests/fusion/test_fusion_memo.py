@@ -15,6 +15,7 @@ def trio():
 
 
 def _count_forwards(backbone, monkeypatch):
+    backbone.rng_draws_per_forward  # measured once per backbone (two 1 s forwards), before counting the memo's
     calls = []
     original = backbone.upstream.forward
 
@@ -162,3 +163,27 @@ def test_a_bad_store_after_is_refused_by_name(tmp_path, monkeypatch, value):
     monkeypatch.setenv(STORE_AFTER_ENV, value)
     with pytest.raises(ValueError, match=STORE_AFTER_ENV):
         FrozenMemo.from_env()
+
+
+def test_the_global_rng_moves_as_the_forward_moves_it_whether_the_memo_is_cold_or_warm(trio, tmp_path):
+    wavs = _clips(16000, 16000, seed=4)
+    for role, backbone in trio.backbones.items():
+        torch.manual_seed(7)
+        with torch.no_grad():
+            expected = backbone(wavs)
+        after_forward = torch.get_rng_state()
+        backbone.memo = FrozenMemo(tmp_path / role)
+        try:
+            for state in ("cold", "warm"):
+                torch.manual_seed(7)
+                with torch.no_grad():
+                    got = backbone(wavs)
+                assert torch.equal(torch.get_rng_state(), after_forward), (role, state)
+                for have, want in zip(got, expected):
+                    torch.testing.assert_close(have, want, atol=1e-5, rtol=1e-4)
+        finally:
+            backbone.memo = None
+        assert backbone.memo is None
+    # not vacuous: HuBERT's LayerDrop draws one number per layer even in eval mode, Whisper's encoder none
+    assert trio.backbones["hubert"].rng_draws_per_forward == trio.backbones["hubert"].depth - 1
+    assert trio.backbones["whisper"].rng_draws_per_forward == 0

@@ -43,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from upstream_merged.cache import build_atomically, content_key, is_complete
+from upstream_merged.core.rng import count_rand_draws
 from upstream_merged.evaluation.tasks import TaskSetup
 from upstream_merged.sources import cache_root
 
@@ -52,7 +53,6 @@ FORMAT_VERSION = 3  # 2: index.json records rng_draws_per_forward; 3: keyed by a
 TOLERABLE_SEQLEN_DIFF = 5  # s3prl.upstream.interfaces: frames may differ from samples / rate by less than this
 DTYPES = {"float16": np.float16, "float32": np.float32}
 SAMPLE_RATE = 16000
-MAX_REPLAYED_DRAWS = 4096  # rand([]) draws searched for when measuring an upstream's RNG use per forward
 
 
 def feature_cache_root() -> Path:
@@ -136,30 +136,10 @@ class Upstream:
         next. The probe replays these draws to follow the stock run's random stream. The global RNG
         state is left as it was.
         """
-        counts = []
-        saved = torch.get_rng_state()
-        try:
-            for _ in range(2):
-                before = torch.get_rng_state()
-                with torch.no_grad():
-                    self.model([torch.zeros(SAMPLE_RATE)])
-                after = torch.get_rng_state()
-                torch.set_rng_state(before)
-                for draws in range(MAX_REPLAYED_DRAWS + 1):
-                    if torch.equal(torch.get_rng_state(), after):
-                        counts.append(draws)
-                        break
-                    torch.rand([])
-                else:
-                    counts.append(None)
-                torch.set_rng_state(after)
-        finally:
-            torch.set_rng_state(saved)
-        if counts[0] != counts[1] or counts[0] is None:
-            log.warning("upstream %s uses the global RNG in a way the probe cannot replay (%s); cached probes "
-                        "follow the stock batches in distribution, not draw for draw", self.entry, counts)
-            return None
-        return counts[0]
+        draws = count_rand_draws(lambda: self.model([torch.zeros(SAMPLE_RATE)]), name=f"upstream {self.entry}")
+        if draws is None:
+            log.warning("cached probes of %s follow the stock batches in distribution, not draw for draw", self.entry)
+        return draws
 
     def layers(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
         """The selected feature as a list of (B, T, D) layers (one entry for a single tensor), like Featurizer._select_feature."""

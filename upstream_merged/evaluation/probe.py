@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from upstream_merged.core.rng import replay_rand_draws
 from upstream_merged.evaluation.features import FeatureSplit
 from upstream_merged.evaluation.stats import Accuracy, accuracy
 from upstream_merged.evaluation.tasks import TaskSetup, seed_everything, stock_eval_batches
@@ -65,16 +66,10 @@ class CachedUpstreamShape(nn.Module):
         return self.rate
 
     def forward(self, wavs: List[torch.Tensor]) -> Dict[str, object]:
-        replay_rng_draws(self.rng_draws)
+        replay_rand_draws(self.rng_draws)
         frames = round(max(len(w) for w in wavs) / self.rate)
         states = [torch.zeros(len(wavs), frames, self.dim) for _ in range(self.layers)]
         return {"hidden_states": states if self.layers > 1 else states[0]}
-
-
-def replay_rng_draws(draws: int) -> None:
-    """Advance the global torch RNG as one upstream forward does (see features.Upstream.rng_draws_per_forward)."""
-    for _ in range(draws):
-        torch.rand([])
 
 
 def build_featurizer(layers: int, dim: int, downsample_rate: int, normalize: bool = False,
@@ -226,7 +221,7 @@ class _Probe:
     def forward(self, split: str, indices: Sequence[int], records: dict) -> Tuple[torch.Tensor, torch.Tensor]:
         """The expert's loss on a batch (records filled as the stock expert fills them) and the head's logits."""
         stacked, lengths = self.feeders[split].batch(indices)
-        replay_rng_draws(self.rng_draws)  # where the stock run forwards the upstream
+        replay_rand_draws(self.rng_draws)  # where the stock run forwards the upstream
         feature = featurize(self.featurizer, stacked)  # (B, T, D)
         per_clip = [f[:n] for f, n in zip(feature, lengths)]
         clips = self.clips[split]

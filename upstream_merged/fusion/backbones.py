@@ -11,6 +11,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from upstream_merged.core.rng import count_rand_draws, isolated_rng, replay_rand_draws
 from upstream_merged.fusion.memo import FrozenMemo, pad_clips
 from upstream_merged.fusion.whisper import WhisperContext, WhisperEncoderUpstream
 from upstream_merged.models.checkpoint import CheckpointError, read_config
@@ -35,6 +36,7 @@ class FrozenBackbone(nn.Module):
         self.train(False)
         self.memo: Optional[FrozenMemo] = None  # set by the builder when UPSTREAM_MERGED_FROZEN_MEMO names one
         self._memo_key: Optional[str] = None
+        self._rng_draws: Optional[int] = None
 
     def train(self, mode: bool = True) -> "FrozenBackbone":
         """Stay in eval mode (no dropout, deterministic) even when the runner trains the fusion upstream."""
@@ -67,10 +69,24 @@ class FrozenBackbone(nn.Module):
             self._memo_key = f"{self.kind}|{type(self.upstream).__name__}|{sorted(options.items())}|{configs}|{weights}"
         return self._memo_key
 
+    @property
+    def rng_draws_per_forward(self) -> int:
+        """``torch.rand([])`` draws one forward takes from the global RNG (HuBERT's LayerDrop draws one per layer)."""
+        if self._rng_draws is None:
+            draws = count_rand_draws(lambda: self.upstream([torch.zeros(16000)]), name=f"{self.kind} backbone")
+            self._rng_draws = draws or 0
+        return self._rng_draws
+
     def _memoised(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Each clip's hidden states from the memo, or forwarded alone and stored; padded into one batch."""
+        """Each clip's hidden states from the memo, or forwarded alone and stored; padded into one batch.
+
+        The global RNG moves as one batched forward moves it, whatever the memo holds: the clips forwarded
+        alone draw from an isolated state, then one forward's draws are replayed. So a run's random stream
+        (the runner's samplers, the head's dropout) does not depend on how warm the memo is.
+        """
+        draws = self.rng_draws_per_forward
         clips = []
-        with torch.no_grad():
+        with torch.no_grad(), isolated_rng():
             for wav in wavs:
                 key = self.memo.clip_key(self.memo_key(), wav)
                 stored = self.memo.load(key)
@@ -78,6 +94,7 @@ class FrozenBackbone(nn.Module):
                     stored = torch.stack([h[0] for h in self.upstream([wav])["hidden_states"]]).cpu().numpy()
                     self.memo.store(key, stored)
                 clips.append(torch.from_numpy(stored).to(wav.device))
+        replay_rand_draws(draws)
         return pad_clips(clips)
 
 
