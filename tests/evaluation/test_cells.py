@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from upstream_merged.evaluation.cells import Job, Profile, Row, read_done, run_job, weights_read
 from upstream_merged.evaluation.evalsets import speech_commands_task
@@ -43,6 +44,15 @@ def test_weights_read_by_a_row(tmp_path):
     (snapshot / "model.safetensors").write_bytes(b"xy")
     assert weights_read(Row("s", "hubert_small", "snapshot", "s", ckpt=str(snapshot))) != first
     assert len(weights_read(Row("h", "hubert_small", "encoder", "h"))) == 64  # the shipped encoders' digest
+    recipe = tmp_path / "recipes" / "sweep_alpha0.50.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("alpha: 0.5\n")
+    swept = weights_read(Row("a", "merged_hubert_mert_custom", "sweep", "a", ckpt=str(recipe)))
+    os.utime(recipe, ns=(1, 1))  # a tarball keeps whole seconds: the key must not follow the mtime
+    (recipe.parent / "other.yaml").write_text("alpha: 0.7\n")
+    assert weights_read(Row("a", "merged_hubert_mert_custom", "sweep", "a", ckpt=str(recipe))) == swept
+    recipe.write_text("alpha: 0.6\n")
+    assert weights_read(Row("a", "merged_hubert_mert_custom", "sweep", "a", ckpt=str(recipe))) != swept
 
 
 def test_chance_cell_and_reuse(tmp_path, speech_commands_root):

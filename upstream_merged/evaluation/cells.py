@@ -93,12 +93,20 @@ class Job:
 
 
 def weights_read(row: Row) -> str:
-    """Digest of the weights a row reads: its -k directory's files, else the shipped small encoders (or none)."""
+    """Digest of the weights a row reads: its -k directory's files, else the shipped small encoders (or none).
+
+    A -k recipe file (the α-sweep rows) adds its content's sha256: its mtime would not survive a tarball
+    (tar keeps whole seconds), and its content is all the merge reads besides the shipped encoders.
+    """
     if row.kind in UNWEIGHTED_KINDS:
         return ""
     if row.ckpt and Path(row.ckpt).is_dir():
         return directory_digest(Path(row.ckpt))
-    return shipped_weights_digest() + (directory_digest(Path(row.ckpt).parent) if row.ckpt else "")
+    if row.ckpt:
+        from upstream_merged.pretrained import file_sha256
+
+        return shipped_weights_digest() + file_sha256(Path(row.ckpt))
+    return shipped_weights_digest()
 
 
 def directory_digest(directory: Path) -> str:
