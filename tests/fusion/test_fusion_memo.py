@@ -157,6 +157,21 @@ def test_store_after_two_skips_clips_seen_once_and_keeps_recurring_ones(trio, tm
     assert len(list(tmp_path.rglob("*.npy"))) == 1 and memo.hits == 1
 
 
+def test_store_after_counts_sightings_across_processes_sharing_the_memo(tmp_path):
+    states = np.ones((2, 3, 4), dtype=np.float32)
+    key = "ef" + "0" * 62
+    assert FrozenMemo(tmp_path, store_after=2).store(key, states) is False  # one run reads the clip once
+    assert memo_files(tmp_path) == [f"{key}.seen"]
+    later = FrozenMemo(tmp_path, store_after=2)  # the next seed's run, a new process
+    assert later.store(key, states) is True
+    assert memo_files(tmp_path) == [f"{key}.npy"]  # the counter goes once the states are written
+    assert np.array_equal(later.load(key), states)
+
+
+def memo_files(directory):
+    return sorted(p.name for p in directory.rglob("*") if p.is_file())
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_store_after_is_refused_by_name(tmp_path, monkeypatch, value):
     monkeypatch.setenv(MEMO_ENV, str(tmp_path / "m"))

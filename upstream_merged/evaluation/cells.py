@@ -28,9 +28,10 @@ UNWEIGHTED_KINDS = ("chance", "hand")  # rows that read no shipped weights
 # -f cells share one memo of the frozen backbones' hidden states (fusion/memo.py). 2: a memo read replays the
 # forward's RNG draws (a run no longer depends on how warm the memo is) and clips are stored from their 2nd read.
 FROZEN_MEMO_FORMAT = 2
-# Clips are written from their second read: stock datasets crop some clips anew on every read (voxceleb1's
-# training utterances, speech_commands' _silence_ from background noise, a twelfth of its batches); such
-# crops never recur, and storing them filled gigabytes.
+# Clips are written from their second read, counted across runs (a 500-step run reads a training clip at most
+# once): stock datasets crop some clips anew on every read (voxceleb1's training utterances, speech_commands'
+# _silence_ from background noise, a twelfth of its batches); such crops never recur, and storing them filled
+# gigabytes. How many reads it took does not change a result: a memo read equals the forward it replaces.
 MEMO_STORE_AFTER = 2
 
 

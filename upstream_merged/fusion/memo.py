@@ -6,10 +6,12 @@ the same training clips through them every epoch and the same dev clips at every
 later batches read its hidden states from DIR, shared by every run, seed and fusion entry that uses
 the same backbone weights.
 
-``UPSTREAM_MERGED_FROZEN_MEMO_STORE_AFTER=N`` (default 1) stores a clip only from its N-th forward in
-this process on: with N = 2 the random crops a stock dataset draws anew each read (voxceleb1's
-``max_timestep`` crops of training utterances) are forwarded and never written, while clips that recur
-(the dev set, uncropped training clips) are stored at their second sighting.
+``UPSTREAM_MERGED_FROZEN_MEMO_STORE_AFTER=N`` (default 1) stores a clip only from its N-th forward on,
+counted in a small ``.seen`` file beside where the clip would go, so across every process that shares the
+memo: with N = 2 the random crops a stock dataset draws anew each read (voxceleb1's ``max_timestep`` crops
+of training utterances, speech_commands' ``_silence_`` cuts) leave only a counter file of a few bytes, while clips
+that recur (the dev set, uncropped training clips) are stored at their second sighting, even when that is
+in the next seed's run (a 500-step run at batch 8 reads each NSynth training clip at most once).
 
 What a batch gets: every clip's hidden states as that clip forwarded alone, zero-padded to the
 longest clip's frames. On a batch of equal-length clips that equals the batched forward (to float
@@ -25,7 +27,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -56,7 +58,6 @@ class FrozenMemo:
         self.store_after = store_after
         self.hits = 0
         self.misses = 0
-        self.forwards: Dict[str, int] = {}  # key -> forwards so far in this process, for keys not yet stored
 
     @classmethod
     def from_env(cls) -> Optional["FrozenMemo"]:
@@ -91,23 +92,38 @@ class FrozenMemo:
         return np.load(path)
 
     def store(self, key: str, states: np.ndarray) -> bool:
-        """Write atomically (temp file, then rename) once the clip reached ``store_after`` forwards; True if written."""
-        seen = self.forwards.get(key, 0) + 1
-        if seen < self.store_after:
-            self.forwards[key] = seen
-            return False
-        self.forwards.pop(key, None)
+        """Write atomically once the clip reached ``store_after`` forwards (any process); True if written."""
         path = self._path(key)
         path.parent.mkdir(exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.save(out, states)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        if self.store_after > 1:
+            counter = path.with_suffix(".seen")
+            seen = self._sightings(counter) + 1
+            if seen < self.store_after:
+                _write_atomically(counter, lambda out: out.write(str(seen).encode()))
+                return False
+            counter.unlink(missing_ok=True)
+        _write_atomically(path, lambda out: np.save(out, states))
         return True
+
+    @staticmethod
+    def _sightings(counter: Path) -> int:
+        # Two processes may both count one sighting: that only stores a clip one read early or late.
+        try:
+            return int(counter.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write ``path`` through a temp file in its directory, then rename (readers never see a partial file)."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def pad_clips(states: List[torch.Tensor]) -> List[torch.Tensor]:
