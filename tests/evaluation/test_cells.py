@@ -109,16 +109,6 @@ def test_fine_tuned_cells_share_one_frozen_memo_in_the_work_dir(tmp_path, monkey
         return validate.StockRun(0.5, {"a": True, "b": False}, 1.0, "log", str(sweep_dir), [(5, 0.4), (10, 0.5)])
 
     monkeypatch.setattr(validate, "run_stock", fake_run_stock)
-    class Setup:
-        def __init__(self, crops):
-            self.crops = crops
-
-        def clips(self, split):
-            return [None] * len(self.crops)
-
-        def crop_length(self, split, index):
-            return self.crops[index]
-
     tuned = Row("hconv_hubert", "hconv_hubert_small", "finetune", "hconv", finetune=True)
     job = Job(tuned, speech_commands_task(tmp_path / "ks"), PROFILE, str(tmp_path))
     out = cells.finetune_results(job)
