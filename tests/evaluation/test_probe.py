@@ -1,8 +1,11 @@
+import copy
+
 import pytest
 import torch
 
 from upstream_merged.evaluation.features import Upstream, cached_splits
-from upstream_merged.evaluation.probe import (Schedule, build_featurizer, featurize, poolable, train_probe)
+from upstream_merged.evaluation.probe import (Schedule, build_featurizer, featurize, one_frame_pooling, poolable,
+                                               train_probe)
 
 
 @pytest.fixture
@@ -48,6 +51,35 @@ def test_pool_first_trains_the_same_probe_as_the_frame_path(ks):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     assert fast.predictions == frames.predictions
     assert fast.layer_weights == pytest.approx(frames.layer_weights, rel=1e-4)
+
+
+def test_the_lean_step_trains_the_stock_loops_probe_bit_for_bit(ks):
+    """One-frame pooling and the foreach optimizer change no number: same curve, predictions and weights."""
+    setup, features = ks
+    schedule = Schedule.stock(setup.config)
+    lean = train_probe(setup, features, 0, schedule, lean=True)
+    stock = train_probe(setup, features, 0, schedule, lean=False)
+    assert lean.dev_curve == stock.dev_curve and lean.predictions == stock.predictions
+    assert lean.layer_weights == stock.layer_weights
+
+
+def test_one_frame_pooling_equals_meanpooling_on_one_frame_clips_forward_and_backward():
+    from s3prl.downstream.model import MeanPooling, UtteranceLevel
+
+    torch.manual_seed(0)
+    head = UtteranceLevel(input_dim=5, output_dim=3)
+    lean = copy.deepcopy(head)
+    assert one_frame_pooling(lean) == 1 and one_frame_pooling(torch.nn.Linear(2, 2)) == 0
+    assert isinstance(lean.pooling, MeanPooling)  # the module stays; only its forward reads one frame
+    x = torch.randn(4, 1, 5)
+    inputs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    outs = [model(inp, torch.ones(4, dtype=torch.long))[0] for model, inp in zip((head, lean), inputs)]
+    assert torch.equal(outs[0], outs[1])
+    for out in outs:
+        (out ** 2).sum().backward()
+    assert torch.equal(inputs[0].grad, inputs[1].grad)
+    for a, b in zip(head.parameters(), lean.parameters()):
+        assert torch.equal(a.grad, b.grad)
 
 
 def test_pool_first_is_refused_where_it_would_change_the_probe(ks):
