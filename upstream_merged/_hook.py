@@ -38,8 +38,25 @@ class _PatchingLoader(importlib.abc.Loader):
         return self._wrapped.create_module(spec)
 
     def exec_module(self, module):
+        if module.__name__ == "s3prl.hub":
+            _before_hub()
         self._wrapped.exec_module(module)
         _patch(module)
+
+
+def _before_hub() -> None:
+    """s3prl.hub imports transformers' models, which import scikit-learn for assisted generation only: defer it.
+
+    Every ``run_downstream.py`` then starts without scikit-learn, pandas and most of scipy (core.lean_transformers).
+    """
+    try:
+        from upstream_merged.core.lean_transformers import defer_sklearn_import
+    except ImportError:  # a broken plugin install must not stop stock s3prl
+        return
+    try:
+        defer_sklearn_import()
+    except ImportError:  # transformers missing or of another layout: s3prl.hub reports it as before
+        pass
 
 
 class _S3prlFinder(importlib.abc.MetaPathFinder):

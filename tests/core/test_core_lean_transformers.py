@@ -30,3 +30,11 @@ def test_a_second_call_or_an_earlier_import_changes_nothing():
     flag = import_utils._sklearn_available
     assert defer_sklearn_import() is False
     assert import_utils._sklearn_available is flag
+
+
+def test_stock_s3prl_hub_starts_without_sklearn_through_the_plugin_hook():
+    """run_downstream.py imports s3prl.hub; the .pth hook defers transformers' sklearn import before it executes."""
+    probe = ("import sys; import s3prl.hub as hub; "
+             "print('sklearn' in sys.modules, hasattr(hub, 'hubert_small'), hasattr(hub, 'hubert'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False True True"
