@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     if args.repeat < 1 or args.steps < 1 or args.eval_step < 1:
         parser.error("--repeat, --steps and --eval-step must be at least 1")
     torch.set_num_threads(1)
-    task = next((t for t in power_tasks(args.evalsets, [args.task])), None)
+    (task,) = power_tasks(args.evalsets, [args.task])  # refuses an unknown task or a missing set
     setup = setup_from(task.run.downstream, task.run.config, dict(task.run.overrides),
                        expdir=None if args.work_dir is None else args.work_dir / f"{args.entry}-{args.task}")
     began = time.monotonic()

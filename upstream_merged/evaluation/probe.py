@@ -30,7 +30,7 @@ cached ``pooled.npy``. The function, parameters and gradients are the same; only
 differs (tests/evaluation/test_probe.py checks the two paths agree). On that path every clip is one frame, so
 s3prl's MeanPooling loop (a slice and a mean per clip) is replaced by taking the frame, and the optimizer and
 gradient clipping run their foreach implementations: same arithmetic, bit for bit (checked against the stock
-loop by the tests and on the table's cells), a probe step about a third cheaper.
+loop by the tests and on the table's cells), a probe about a fifth to a quarter faster (tools/bench_probe.py).
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def one_frame_pooling(expert: nn.Module) -> int:
     """Make the expert's s3prl MeanPooling modules read one frame per clip (the pool-first path); returns how many.
 
     s3prl's MeanPooling loops over the batch (a slice and a mean per clip, and as many autograd nodes); on
-    one-frame clips that loop was a third of a probe step. Forward values and gradients are unchanged: the
+    one-frame clips that loop took a third of the head's forward time (profiled on ks). Forward values and gradients are unchanged: the
     mean of a single float is exact (x / 1), and its backward passes the gradient through unscaled.
     """
     from s3prl.downstream.model import MeanPooling
