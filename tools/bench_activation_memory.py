@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def child(size: str, rate: int, clips: int, seconds: float) -> dict:
     """One measurement in this process: peak RSS growth (MiB) of one forward and its MiB per second of audio."""
     import torch
     from transformers import HubertConfig, HubertModel
+
+    from upstream_merged.core.memory import own_peak_rss
 
     torch.set_num_threads(1)
     if size == "base":
@@ -36,10 +40,10 @@ def child(size: str, rate: int, clips: int, seconds: float) -> dict:
     mask = torch.ones_like(audio, dtype=torch.long) if config.feat_extract_norm == "layer" else None
     with torch.inference_mode():
         model(audio[:1, :rate], attention_mask=None if mask is None else mask[:1, :rate])
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = own_peak_rss()
         model(audio, attention_mask=mask)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    growth = (after - before) / 1024  # ru_maxrss is in KiB on Linux
+        after = own_peak_rss()
+    growth = (after - before) / 2**20
     return {"growth_mib": growth, "mib_per_second": growth / (clips * seconds)}
 
 

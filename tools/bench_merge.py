@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from upstream_merged.models.hubert import load_hubert_family  # noqa: E402
+from upstream_merged.core.memory import own_peak_rss  # noqa: E402
 from upstream_merged.permutation.apply import apply_permutations, invert_all, random_permutations  # noqa: E402
 from upstream_merged.permutation.audio import list_clips, load_clip  # noqa: E402
 from upstream_merged.permutation.calibration import forward_chunks  # noqa: E402
@@ -180,22 +180,6 @@ def lap_worst_case(tiny: bool) -> dict:
         solve_blocks(matrices, block)
         timings[label] = time.perf_counter() - began
     return timings
-
-
-def own_peak_rss() -> int:
-    """This process's peak RSS in bytes: VmHWM of its own address space.
-
-    Not ``getrusage().ru_maxrss``: Linux carries the parent's resident size at fork into the child's
-    ru_maxrss across execve, so a child of a parent holding 2.4 GB reports at least 2.4 GB whatever it
-    does itself (the bench's parent holds the models of the ratio runs). VmHWM belongs to the new image.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def rss_child(args) -> None:

@@ -1,9 +1,13 @@
-"""Telling glibc's allocator what to do with freed memory: hand it back between phases, or keep it for reuse."""
+"""Telling glibc's allocator what to do with freed memory (hand it back between phases, or keep it for reuse), and reading
+this process's own peak resident set."""
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import gc
+import resource
+import sys
+from pathlib import Path
 from functools import lru_cache
 from typing import Callable, Optional
 
@@ -52,3 +56,20 @@ def keep_freed_memory_in_the_heap(mmap_threshold: int = 32 << 20, trim_threshold
         return False
     settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad))
     return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+def own_peak_rss() -> int:
+    """This process's peak resident set in bytes: VmHWM of its own address space.
+
+    Not ``getrusage().ru_maxrss``: Linux carries the parent's resident size at fork into the child's
+    ru_maxrss across execve, so a child of a parent holding 2.4 GB reports at least 2.4 GB whatever it
+    does itself (a benchmark's parent may hold models). VmHWM belongs to the new image. Elsewhere,
+    ru_maxrss (bytes on macOS, KiB on Linux and the BSDs).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
