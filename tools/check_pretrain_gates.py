@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
+
+from upstream_merged.core.atomic import write_text_atomically  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -158,9 +159,7 @@ def main(argv=None) -> int:
     report["pass"] = all(g["pass"] for g in report["units"].values()) and all(t["pass"] for t in report["tasks"])
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in (("gates.json", json.dumps(report, indent=2) + "\n"), ("gates.md", markdown(report))):
-        tmp = args.out / f".{name}.{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, args.out / name)
+        write_text_atomically(args.out / name, text)
     print(markdown(report))
     return 0 if report["pass"] else 1
 

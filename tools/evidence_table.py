@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from upstream_merged.core.atomic import write_atomically, write_text_atomically  # noqa: E402
 from upstream_merged.evaluation.cells import (RUN_ENV, Job, Profile, Row, read_done, run_jobs,  # noqa: E402
                                               shipped_weights_digest)
 
@@ -363,10 +364,8 @@ def chart(data: dict, path: Path) -> None:
     ax.axvline(1000, color="k", lw=0.5, ls="--")
     ax.set_xlabel("average chance-corrected score (reference encoders = 1000, chance = 0), 95% CI")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    write_atomically(path, lambda temp: fig.savefig(temp, dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_outputs(out: Path, text: str, data: dict, predictions: dict) -> List[Path]:
@@ -375,10 +374,7 @@ def write_outputs(out: Path, text: str, data: dict, predictions: dict) -> List[P
     paths = []
     for name, content in (("table_i.md", text), ("table_i.json", json.dumps(data, indent=1) + "\n"),
                           ("predictions.json", json.dumps(predictions) + "\n")):
-        tmp = out / f".{name}.{os.getpid()}"
-        tmp.write_text(content)
-        os.replace(tmp, out / name)
-        paths.append(out / name)
+        paths.append(write_text_atomically(out / name, content))
     chart(data, out / "table_i.png")
     return paths + [out / "table_i.png"]
 

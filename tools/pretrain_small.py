@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -35,6 +34,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from upstream_merged.core.atomic import write_atomically, write_text_atomically  # noqa: E402
 from upstream_merged.core.memory import keep_freed_memory_in_the_heap  # noqa: E402
 
 logger = logging.getLogger("pretrain_small")
@@ -645,11 +645,10 @@ def main(argv=None) -> int:
     fingerprint = run_fingerprint(args, arch)
 
     def save_checkpoint(done: int) -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
-                    "step": done, "log": log, "torch_rng": torch.get_rng_state(), "run": fingerprint,
-                    "kstate": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in kstate.items()}}, tmp)
-        os.replace(tmp, ckpt_path)
+        state = {"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
+                 "step": done, "log": log, "torch_rng": torch.get_rng_state(), "run": fingerprint,
+                 "kstate": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in kstate.items()}}
+        write_atomically(ckpt_path, lambda temp: torch.save(state, temp))
         logger.info("checkpoint at step %d -> %s", done, ckpt_path)
 
     stop_requested = install_stop_handlers()
@@ -755,9 +754,7 @@ def ship(encoder_dir: Path, dest: Path) -> None:
     for path in sorted(root.glob("*/*")):
         if path.name in SHIPPED_FILES:
             lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")
-    tmp = root / "SHA256SUMS.tmp"
-    tmp.write_text("".join(lines))
-    os.replace(tmp, root / "SHA256SUMS")
+    write_text_atomically(root / "SHA256SUMS", "".join(lines))
     logger.info("shipped %s -> %s; %s updated", encoder_dir, dest, root / "SHA256SUMS")
 
 

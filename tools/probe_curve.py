@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import shlex
 import sys
@@ -28,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from upstream_merged.core.atomic import write_atomically, write_text_atomically  # noqa: E402
 from upstream_merged.evaluation.cells import Job, Profile, Row, read_done, run_jobs  # noqa: E402
 
 logger = logging.getLogger("probe_curve")
@@ -117,10 +117,8 @@ def plot(data: dict, tasks, path: Path) -> None:
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    write_atomically(path, lambda temp: fig.savefig(temp, dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def markdown(data: dict, tasks, meta: dict) -> str:
@@ -184,9 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in (("probe_curve.json", json.dumps({"meta": meta, **data}, indent=1) + "\n"),
                        ("probe_curve.md", markdown(data, tasks, meta))):
-        tmp = args.out / f".{name}.{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, args.out / name)
+        write_text_atomically(args.out / name, text)
     plot(data, tasks, args.out / "probe_curve.png")
     print(markdown(data, tasks, meta))
     print(f"wrote {args.out}/probe_curve.png/.json/.md ({wall / 60:.1f} min)")

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from upstream_merged.core.atomic import write_atomically, write_text_atomically  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -493,7 +495,7 @@ def markdown(plan: Plan, values: Values, runs: List[dict], reports: Dict[str, Pa
              f"dev evaluated at steps {max(1, plan.steps // 2)} and {plan.steps}, the better checkpoint evaluated on test",
              f"- seeds: {', '.join(map(str, plan.seeds))} (s3prl `--seed`: probe initialisation and batch order; merges are "
              "deterministic, recipe seed 0); ± is the standard deviation over seeds",
-             f"- tasks: " + "; ".join(f"`{t.name}` ({t.group}, `-d {t.downstream}`, {t.classes}, data: "
+             "- tasks: " + "; ".join(f"`{t.name}` ({t.group}, `-d {t.downstream}`, {t.classes}, data: "
                                       f"`tools/{t.data.script} {' '.join(t.data.args)}`"
                                       + (", " + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in t.extra) if t.extra else "")
                                       + ")" for t in plan.tasks),
@@ -617,12 +619,6 @@ def console_table(plan: Plan, values: Values) -> str:
     return "\n".join(out)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_outputs(plan: Plan, out: Path, sweeps: Dict[str, Path], reports: Dict[str, Path], meta: dict) -> Dict[str, Path]:
     """table_i.md / .csv / .png, and reproduction/<part>/ (results.md, runs.csv, commands.sh), merge reports, log lines."""
     values, runs = gather_values(list(sweeps.values()))
@@ -639,13 +635,12 @@ def write_outputs(plan: Plan, out: Path, sweeps: Dict[str, Path], reports: Dict[
     (record / "merge_reports").mkdir(exist_ok=True)
     for label, path in reports.items():
         shutil.copyfile(path, record / "merge_reports" / f"{label}.json")
-    _atomic_write(record / "run_logs.txt", log_summary(runs))
-    _atomic_write(record / "meta.json", json.dumps(meta, indent=1) + "\n")
+    write_text_atomically(record / "run_logs.txt", log_summary(runs))
+    write_text_atomically(record / "meta.json", json.dumps(meta, indent=1) + "\n")
     paths = {"md": out / "table_i.md", "csv": out / "table_i.csv", "png": out / "table_i.png"}
-    _atomic_write(paths["md"], markdown(plan, values, runs, reports, commands, meta))
-    _atomic_write(paths["csv"], csv_text(plan, values))
-    tmp = chart(plan, values, out / ".table_i.tmp.png")
-    os.replace(tmp, paths["png"])
+    write_text_atomically(paths["md"], markdown(plan, values, runs, reports, commands, meta))
+    write_text_atomically(paths["csv"], csv_text(plan, values))
+    write_atomically(paths["png"], lambda temp: chart(plan, values, temp))
     return paths
 
 

@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+from upstream_merged.core.atomic import write_text_atomically  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -190,9 +192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "results": [r.as_dict() for r in results]}
     for name, text in (("validation.json", json.dumps(data, indent=1) + "\n"), ("validation.md", markdown(results, meta))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_text_atomically(out / name, text)
     print((out / "validation.md").read_text())
     return 0 if all(r.agree for r in results) else 1
 

@@ -7,14 +7,6 @@ import pytest
 from superb_tool_helpers import tool
 
 
-@pytest.fixture
-def evalsets(tmp_path, speech_commands_root):
-    root = tmp_path / "evalsets"
-    root.mkdir()
-    (root / "speech_commands").symlink_to(speech_commands_root)
-    return root
-
-
 def test_pairs_print_seconds_ratio_and_identity(evalsets, tmp_path, capsys):
     bench = tool("bench_probe")
     code = bench.main(["--evalsets", str(evalsets), "--task", "ks", "--entry", "hubert_tiny", "--steps", "40",

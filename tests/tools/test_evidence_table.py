@@ -9,16 +9,6 @@ from superb_tool_helpers import tool
 from upstream_merged.evaluation.claims import CONTRADICTED, NOT_RUN, SUPPORTED, UNDECIDED
 
 
-@pytest.fixture
-def evalsets(tmp_path, speech_commands_root, nsynth_root):
-    """An evaluation-sets root in the layout power_tasks reads, pointing at the session's tiny sets."""
-    root = tmp_path / "evalsets"
-    root.mkdir()
-    (root / "speech_commands").symlink_to(speech_commands_root)
-    (root / "nsynth").symlink_to(nsynth_root)
-    return root
-
-
 def test_shortened_run_writes_the_claims_table_and_reuses_finished_cells(evalsets, tmp_path):
     evidence = tool("evidence_table")
     out, work = tmp_path / "out", tmp_path / "work"

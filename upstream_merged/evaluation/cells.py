@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from upstream_merged.core.atomic import write_text_atomically
+
 log = logging.getLogger(__name__)
 
 RESULT_FORMAT = 1
@@ -154,10 +156,7 @@ def run_job(job: Job) -> dict:
         seeds, extract = probe_results(job, setup)
     out = {"row": job.row.label, "task": job.task.name, "seeds": seeds, "extract_seconds": round(extract, 1),
            "seconds": round(time.monotonic() - start, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(out))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(out))
     return out
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable, List, Mapping, Optional, Sequence, Union
 
+from upstream_merged.core.atomic import write_text_atomically
 from upstream_merged.evaluation.features import Upstream, cached_splits
 from upstream_merged.evaluation.probe import ProbeResult, Schedule, train_probe
 from upstream_merged.evaluation.tasks import TaskSetup
@@ -42,12 +42,7 @@ def probe_upstream(upstream: Union[str, Upstream], setup: TaskSetup, seeds: Iter
 
 def save_results(results: Sequence[ProbeResult], path: Path) -> Path:
     """Write probe results (with per-clip predictions) as JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(path, json.dumps([r.as_dict() for r in results], indent=1) + "\n")
 
 
 def load_results(path: Path) -> List[ProbeResult]:

@@ -25,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
+
+from upstream_merged.core.atomic import write_atomically, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +100,10 @@ class FrozenMemo:
             counter = path.with_suffix(".seen")
             seen = self._sightings(counter) + 1
             if seen < self.store_after:
-                _write_atomically(counter, lambda out: out.write(str(seen).encode()))
+                write_text_atomically(counter, str(seen))
                 return False
             counter.unlink(missing_ok=True)
-        _write_atomically(path, lambda out: np.save(out, states))
+        write_atomically(path, lambda temp: np.save(temp, states))
         return True
 
     @staticmethod
@@ -112,18 +113,6 @@ class FrozenMemo:
             return int(counter.read_text() or 0)
         except (FileNotFoundError, ValueError):
             return 0
-
-
-def _write_atomically(path: Path, write) -> None:
-    """Write ``path`` through a temp file in its directory, then rename (readers never see a partial file)."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def pad_clips(states: List[torch.Tensor]) -> List[torch.Tensor]:

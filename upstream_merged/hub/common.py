@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
+from upstream_merged.core.atomic import write_text_atomically
 from upstream_merged.cache import build_atomically, content_key
 from upstream_merged.hub.group_guard import refuse_build_in_process_group
 from upstream_merged.recipe import RecipeBase, RecipeError, load_recipe, methods, recipe_dict
@@ -90,10 +90,7 @@ def _file_digest(path: Path) -> str:
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
             digest.update(chunk)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f".{memo_key}.{os.getpid()}")
-    tmp.write_text(digest.hexdigest())
-    os.replace(tmp, memo)
+    write_text_atomically(memo, digest.hexdigest())
     return digest.hexdigest()
 
 

@@ -10,10 +10,10 @@ pre-builds exactly the cache directory the entry reads; a cache hit loads on eve
 """
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
+from upstream_merged.core.atomic import write_text_atomically
 from upstream_merged.recipe import RecipeBase, recipe_yaml
 
 NCCL_DEFAULT_TIMEOUT_MINUTES = 10
@@ -35,11 +35,7 @@ def process_group_place() -> tuple[int, int]:
 def prebuild_recipe_file(recipe: RecipeBase, target: Path) -> Path:
     """Write ``recipe`` beside the cache dir ``target`` (atomically) for the pre-build command and return its path."""
     path = target.parent / f"{target.name}.recipe.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(recipe_yaml(recipe))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(path, recipe_yaml(recipe))
 
 
 def prebuild_commands(recipe: RecipeBase, recipe_file: Path, target: Path) -> list[str]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import List, Optional
 
 import torch
 
+from upstream_merged.core.atomic import write_atomically
 from upstream_merged.models.beats import BEATsConfig, read_beats_checkpoint
 from upstream_merged.models.checkpoint import CheckpointError, torch_load_weights_only
 
@@ -29,14 +29,12 @@ def convert_beats_checkpoint(source: Path, out: Path) -> Path:
     cfg, state = read_beats_checkpoint(source, allow_pickle=True)
     BEATsConfig.from_dict(cfg, source=str(source))  # refuse a cfg the loader would refuse, before writing
     blob = {"cfg": cfg, "model": {k: v for k, v in state.items()}}
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(blob, tmp)
-        torch_load_weights_only(tmp)  # proves the result needs no unpickling
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+
+    def save_and_check(temp: Path) -> None:
+        torch.save(blob, temp)
+        torch_load_weights_only(temp)  # proves the result needs no unpickling
+
+    return write_atomically(out, save_and_check)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

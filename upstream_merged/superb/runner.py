@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, List, Literal, Optional
 
+from upstream_merged.core.atomic import write_text_atomically
 from upstream_merged.superb.commands import RunPlan, evaluate_command, shell_line, train_command
 from upstream_merged.superb.results import MetricNotFound, parse_metric
 
@@ -141,9 +142,7 @@ def last_error_line(log: Path) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def read_done(plan_dir: Path) -> Optional[dict]:
