@@ -35,6 +35,19 @@ def test_a_cell_key_covers_only_the_budget_its_row_reads(tmp_path):
     assert path(tuned, longer_probe) == path(tuned, PROFILE) != path(tuned, longer_finetune)
 
 
+
+def test_a_sweep_cell_key_does_not_follow_where_the_work_dir_is(tmp_path):
+    task = speech_commands_task(tmp_path / "ks")
+
+    def key(work, text="alpha: 0.5\n"):
+        recipe = work / "recipes" / "sweep_alpha0.50.yaml"
+        recipe.parent.mkdir(parents=True, exist_ok=True)
+        recipe.write_text(text)
+        row = Row("aligned_0.5", "merged_hubert_mert_custom", "sweep", "a", ckpt=str(recipe), alpha=0.5, aligned=True)
+        return Job(row, task, PROFILE, str(work)).result_path.relative_to(work)
+
+    assert key(tmp_path / "home_a") == key(tmp_path / "home_b") != key(tmp_path / "home_c", "alpha: 0.6\n")
+
 def test_weights_read_by_a_row(tmp_path):
     assert weights_read(Row("chance", "", "chance", "c")) == ""
     snapshot = tmp_path / "step_000100"

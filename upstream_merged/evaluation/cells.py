@@ -90,7 +90,12 @@ class Job:
         """Where the cell's per-seed results are saved (reused on a rerun)."""
         from upstream_merged.cache import content_key
 
-        material = {"format": RESULT_FORMAT, "row": asdict(self.row), "task": asdict(self.task.run),
+        row = asdict(self.row)
+        if self.row.ckpt and Path(self.row.ckpt).is_relative_to(self.work):
+            # an α-sweep recipe the tool wrote under its work dir: its content is in "weights", and naming it
+            # relative to the work dir lets unpacked cells be reused under another home or --work-dir
+            row["ckpt"] = str(Path("WORK") / Path(self.row.ckpt).relative_to(self.work))
+        material = {"format": RESULT_FORMAT, "row": row, "task": asdict(self.task.run),
                     "profile": self.profile.budget_of(self.row), "weights": weights_read(self.row)}
         return Path(self.work) / "results" / f"{self.row.label}-{self.task.name}-{content_key(material)}.json"
 
