@@ -130,8 +130,8 @@ def sweep_recipes(rows: Sequence[Row], directory: Path) -> List[Row]:
 
 # ----------------------------------------------------------------------------- tasks and budgets
 PROFILES = {
-    # -f rows are stock runs, compared like for like with each other: at 500 steps all 36 were still far from
-    # converged (below the frozen probes of the same encoders), so the full table gives them 4,000 (docs/evidence.md)
+    # -f rows are stock runs, compared like for like with each other: at 500 steps 22 of 36 were still improving and
+    # all sat below the frozen probes of their encoders on pitch, so the full table gives them 4,000 (docs/evidence.md)
     "full": Profile("full", (0, 1, 2), {"max_steps": 30000, "eval_step": 200, "patience": 15, "min_steps": 3000},
                     4000, 250),
     "quick": Profile("quick", (0, 1), {"max_steps": 3000, "eval_step": 100, "patience": 5, "min_steps": 500}, 200, 50),

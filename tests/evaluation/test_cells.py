@@ -35,7 +35,6 @@ def test_a_cell_key_covers_only_the_budget_its_row_reads(tmp_path):
     assert path(tuned, longer_probe) == path(tuned, PROFILE) != path(tuned, longer_finetune)
 
 
-
 def test_a_sweep_cell_key_does_not_follow_where_the_work_dir_is(tmp_path):
     task = speech_commands_task(tmp_path / "ks")
 
@@ -47,6 +46,7 @@ def test_a_sweep_cell_key_does_not_follow_where_the_work_dir_is(tmp_path):
         return Job(row, task, PROFILE, str(work)).result_path.relative_to(work)
 
     assert key(tmp_path / "home_a") == key(tmp_path / "home_b") != key(tmp_path / "home_c", "alpha: 0.6\n")
+
 
 def test_weights_read_by_a_row(tmp_path):
     assert weights_read(Row("chance", "", "chance", "c")) == ""
