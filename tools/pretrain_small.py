@@ -13,6 +13,9 @@ Both use the same HubertConfig (``ARCH``); ``--init-seed`` picks the random init
 encoder as a Hugging Face dir (config.json, model.safetensors, preprocessor_config.json), the
 training heads and k-means codebooks (pretrain_state.safetensors), train_log.jsonl, loss_curve.png and
 summary.json. ``--measure K`` times K steps and exits; ``--resume`` continues from OUT/checkpoint.pt.
+``--init-from RUN`` continues a finished run (its encoder, heads and codebooks) as a new run, and
+``--degrade PROFILE`` feeds every crop through a recording condition of upstream_merged.synth.degrade
+while its targets stay those of the clean audio (WavLM's denoising masked prediction).
 """
 from __future__ import annotations
 
@@ -293,6 +296,30 @@ def sample_batch(stream: np.ndarray, targets: Targets, batch: int, samples: int,
     return wav, units, regress
 
 
+def degrade_batch(wav: torch.Tensor, seed: int, step: int, profile: str) -> torch.Tensor:
+    """Each crop recorded under its own condition of ``profile`` (noise, room, channel, level), drawn from (seed, step)."""
+    from upstream_merged.synth.degrade import apply, draw_condition
+
+    rng = np.random.default_rng([seed, step, 0xDE])
+    return torch.from_numpy(np.stack([apply(row.numpy(), RATE, draw_condition(rng, profile)) for row in wav]))
+
+
+def load_finished_run(run: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], Dict[str, np.ndarray]]:
+    """(encoder state dict, heads state dict, k-means state) of a finished run of this tool, to continue from."""
+    from safetensors.numpy import load_file
+
+    from upstream_merged.models.hubert import load_hubert_family
+
+    state_file = run / "pretrain_state.safetensors"
+    if not (run / "encoder").is_dir() or not state_file.is_file():
+        raise SystemExit(f"--init-from {run}: needs a finished run (encoder/ and pretrain_state.safetensors)")
+    encoder = load_hubert_family(run / "encoder").model.state_dict()
+    saved = load_file(str(state_file))
+    heads = {k[len("heads."):]: torch.from_numpy(v) for k, v in saved.items() if k.startswith("heads.")}
+    kstate = {k[len("targets."):]: v for k, v in saved.items() if k.startswith("targets.")}
+    return encoder, heads, kstate
+
+
 def forward_loss(model, heads: PretrainHeads, wav: torch.Tensor, units: Dict[str, torch.Tensor],
                  regress: Optional[torch.Tensor], mask: torch.Tensor, normalize: bool,
                  cqt_weight: float = 1.0) -> Tuple[torch.Tensor, Dict[str, float]]:
@@ -501,13 +528,18 @@ def plot_curves(log: List[dict], path: Path, title: str) -> None:
 # Arguments that change what a step computes; a checkpoint only continues a run with the same ones.
 # --steps may grow (wsd: before the decay starts), so it is not among them.
 FINGERPRINT_ARGS = ("objective", "batch", "crop_seconds", "lr", "seed", "init_seed", "schedule", "warmup_steps",
-                    "decay_fraction", "iteration2_from", "iteration2_layer", "iteration2_clusters")
+                    "decay_fraction", "iteration2_from", "iteration2_layer", "iteration2_clusters", "init_from",
+                    "degrade")
+
+
+DEFAULTS = {"init_from": None, "degrade": "none"}  # arguments newer than some checkpoints
 
 
 def run_fingerprint(args: argparse.Namespace, arch: dict) -> dict:
     """The arguments and architecture that a resumed run must share with the checkpoint's run."""
     values = {k: getattr(args, k) for k in FINGERPRINT_ARGS}
-    values["iteration2_from"] = str(values["iteration2_from"]) if values["iteration2_from"] else None
+    for path in ("iteration2_from", "init_from"):
+        values[path] = str(values[path]) if values[path] else None
     return {**values, "arch": json.loads(json.dumps(arch))}
 
 
@@ -516,7 +548,7 @@ def check_resumable(saved: dict, current: dict) -> None:
     if not saved:
         return  # a checkpoint of an older version of this tool: nothing recorded to compare
     differ = sorted(k for k in set(saved) | set(current)
-                    if k != "iteration2_from" and saved.get(k) != current.get(k))
+                    if k not in ("iteration2_from", "init_from") and saved.get(k, DEFAULTS.get(k)) != current.get(k))
     if differ:
         raise SystemExit("cannot --resume: the checkpoint was written with different "
                          + ", ".join(f"{k} ({saved.get(k)!r} there, {current.get(k)!r} now)" for k in differ))
@@ -567,6 +599,11 @@ def main(argv=None) -> int:
                         help="hubert iteration 2: k-means targets on a layer of this iteration-1 encoder dir")
     parser.add_argument("--iteration2-layer", type=int, default=2, help="hidden_states index used for iteration 2")
     parser.add_argument("--iteration2-clusters", type=int, default=100)
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="start from a finished run of this tool (encoder, heads, codebooks) instead of a random init")
+    parser.add_argument("--degrade", default="none",
+                        help="feed crops through recording conditions of this upstream_merged.synth.degrade profile "
+                             "(e.g. pretrain); targets stay those of the clean audio")
     parser.add_argument("--measure", type=int, default=0, help="time this many steps, print s/step, exit")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--probe-only", action="store_true",
@@ -610,13 +647,20 @@ def main(argv=None) -> int:
     if args.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, weights_only=False)
         check_resumable(ckpt.get("run", {}), run_fingerprint(args, arch))
+    if args.degrade != "none":
+        from upstream_merged.synth.degrade import PROFILES
+
+        if args.degrade not in PROFILES:
+            parser.error(f"--degrade {args.degrade!r} is not 'none' or one of {sorted(PROFILES)}")
+    start_state = load_finished_run(args.init_from) if args.init_from is not None else None
     iteration2 = None
     if args.iteration2_from is not None:
         if args.objective != "hubert":
             parser.error("--iteration2-from is a hubert (speech) option")
         iteration2 = (args.iteration2_from, args.iteration2_layer, args.iteration2_clusters)
     t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed, iteration2=iteration2,
-                                            centroids=ckpt["kstate"] if ckpt and "kstate" in ckpt else None)
+                                            centroids=ckpt["kstate"] if ckpt and "kstate" in ckpt
+                                            else start_state[2] if start_state else None)
     prep_seconds = time.time() - start
     baselines = unit_baselines(t_train, t_held)
     logger.info("targets ready in %.0f s; held-out chance levels: %s", prep_seconds, baselines)
@@ -630,6 +674,9 @@ def main(argv=None) -> int:
     regress_dim = t_train.regress.shape[1] if t_train.regress is not None else 0
     torch.manual_seed(init_seed + 1000)
     heads = PretrainHeads(arch["hidden_size"], codebooks, regress_dim)
+    if start_state is not None:
+        model.load_state_dict(start_state[0]), heads.load_state_dict(start_state[1])
+        logger.info("initialised from the finished run %s", args.init_from)
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     samples = int(args.crop_seconds * RATE)
@@ -666,6 +713,8 @@ def main(argv=None) -> int:
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # the batch depends on the step only
         wav, units, regress = sample_batch(train, t_train, args.batch, samples, frames, gen)
         mask = span_mask(args.batch, frames, gen)
+        if args.degrade != "none":
+            wav = degrade_batch(wav, args.seed, step, args.degrade)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
                                 decay_fraction=args.decay_fraction)
@@ -721,9 +770,10 @@ def main(argv=None) -> int:
                "schedule": args.schedule, "warmup_steps": args.warmup_steps, "decay_fraction": args.decay_fraction,
                "iteration2": [str(args.iteration2_from), args.iteration2_layer, args.iteration2_clusters]
                if args.iteration2_from else None,
+               "init_from": str(args.init_from) if args.init_from else None, "degrade": args.degrade,
                "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
                "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
-               "median_sec_per_step": round(float(np.median(step_times)), 3),
+               "median_sec_per_step": round(float(np.median(step_times)), 3) if step_times else None,
                "heldout_final": final, "heldout_chance": chance_held, "heldout_baselines": baselines, "arch": arch,
                "argv": sys.argv[1:] if argv is None else list(argv)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

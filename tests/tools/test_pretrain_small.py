@@ -170,3 +170,44 @@ def test_iteration2_targets_are_kmeans_units_of_the_iteration1_layer(corpus, tmp
     from safetensors.numpy import load_file
 
     assert load_file(str(second / "pretrain_state.safetensors"))["targets.iter2.centroids"].shape == (8, 32)
+
+
+def test_init_from_continues_a_finished_run_with_its_weights_heads_and_codebooks(corpus, tmp_path):
+    from safetensors.numpy import load_file
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert pretrain.main([str(corpus), str(first), "--objective", "mert", *RESUME_ARGS]) == 0
+    assert pretrain.main([str(corpus), str(second), "--objective", "mert", *RESUME_ARGS, "--steps", "0",
+                          "--init-from", str(first)]) == 0
+    # zero steps: the continued run is the finished one, weights, heads and codebooks alike
+    assert (first / "encoder" / "model.safetensors").read_bytes() == (second / "encoder" / "model.safetensors").read_bytes()
+    a, b = load_file(str(first / "pretrain_state.safetensors")), load_file(str(second / "pretrain_state.safetensors"))
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    log = [json.loads(x) for x in (second / "train_log.jsonl").read_text().splitlines()]
+    first_log = [json.loads(x) for x in (first / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["acc_mel"] == first_log[-1]["acc_mel"]  # its step-0 evaluation is the finished run's last
+    with pytest.raises(SystemExit, match="needs a finished run"):
+        pretrain.main([str(corpus), str(tmp_path / "third"), "--objective", "mert", *RESUME_ARGS,
+                       "--init-from", str(tmp_path / "nothing")])
+
+
+def test_degrade_changes_the_inputs_not_the_targets_and_resumes_bit_identically(corpus, tmp_path):
+    wav = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 8000)).astype(np.float32) * 0.1)
+    noisy = pretrain.degrade_batch(wav, seed=0, step=5, profile="pretrain")
+    assert noisy.shape == wav.shape and noisy.dtype == torch.float32
+    assert not torch.equal(noisy, wav)
+    assert torch.equal(noisy, pretrain.degrade_batch(wav, seed=0, step=5, profile="pretrain"))  # (seed, step) decide
+    assert not torch.equal(noisy, pretrain.degrade_batch(wav, seed=0, step=6, profile="pretrain"))
+    args = [*RESUME_ARGS, "--degrade", "pretrain"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert pretrain.main([str(corpus), str(straight), "--objective", "hubert", *args]) == 0
+    assert pretrain.main([str(corpus), str(stopped), "--objective", "hubert", *args, "--stop-at", "3"]) == 0
+    with pytest.raises(SystemExit, match=r"degrade \('pretrain' there, 'none' now\)"):
+        pretrain.main([str(corpus), str(stopped), "--objective", "hubert", *RESUME_ARGS, "--resume"])
+    assert pretrain.main([str(corpus), str(stopped), "--objective", "hubert", *args, "--resume"]) == 0
+    assert (straight / "encoder" / "model.safetensors").read_bytes() == (stopped / "encoder" / "model.safetensors").read_bytes()
+    clean = tmp_path / "clean"
+    assert pretrain.main([str(corpus), str(clean), "--objective", "hubert", *RESUME_ARGS]) == 0
+    assert (clean / "encoder" / "model.safetensors").read_bytes() != (straight / "encoder" / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit):
+        pretrain.main([str(corpus), str(tmp_path / "bad"), "--objective", "hubert", *RESUME_ARGS, "--degrade", "loud"])

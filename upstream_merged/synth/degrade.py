@@ -96,6 +96,9 @@ PROFILES: Dict[str, Profile] = {
     "music_train": Profile(0.4, (10, 50), (10, 60), 0.5, (20, 40), (-20, -1)),
     "music_test": Profile(0.7, (20, 80), (30, 100), 1.0, (10, 30), (-30, -1),
                           (("full", 0.7), ("lowpass", 0.15), ("highpass", 0.15))),
+    # pretraining inputs (tools/pretrain_small.py --degrade): WavLM-style denoising, from clean to harsh
+    "pretrain": Profile(0.6, (10, 90), (10, 100), 0.8, (0, 30), (-30, -1),
+                        (("full", 0.6), ("telephone", 0.1), ("lowpass", 0.15), ("highpass", 0.15))),
 }
 
 
