@@ -48,6 +48,42 @@ def test_a_sweep_cell_key_does_not_follow_where_the_work_dir_is(tmp_path):
     assert key(tmp_path / "home_a") == key(tmp_path / "home_b") != key(tmp_path / "home_c", "alpha: 0.6\n")
 
 
+def test_a_cell_key_names_the_data_by_its_set_and_the_config_by_its_content(tmp_path, monkeypatch):
+    import shutil
+
+    from upstream_merged.evaluation import evalsets
+    from upstream_merged.evaluation.validate import TaskRun
+
+    row = Row("hubert_small", "hubert_small", "encoder", "speech")
+
+    def write_set(root, clips='{"clip": 1}\n'):
+        (root / "speech_commands_v0.01").mkdir(parents=True)
+        (root / "clips.jsonl").write_text(clips)
+        return root
+
+    def key(root, work):
+        return Job(row, speech_commands_task(root), PROFILE, str(work)).result_path.name
+
+    # the same set under another root, from another work dir: the same cell
+    base = key(write_set(tmp_path / "sets_a"), tmp_path / "work_a")
+    assert key(write_set(tmp_path / "elsewhere" / "sets_b"), tmp_path / "work_b") == base
+    assert key(write_set(tmp_path / "sets_c", '{"clip": 2}\n'), tmp_path / "work_a") != base  # other clips
+    assert evalsets.set_identity(tmp_path / "sets_a" / "speech_commands_v0.01").endswith("/speech_commands_v0.01")
+    assert evalsets.set_identity(tmp_path / "no_set") == str(tmp_path / "no_set")  # no clips.jsonl: its path
+    # the -c file by its name and content, not where the checkout is
+    config = tmp_path / "clone_a" / "speech_commands_cpu_small.yaml"
+    config.parent.mkdir()
+    shutil.copy(evalsets.CONFIGS / config.name, config)
+    run = speech_commands_task(tmp_path / "sets_a").run
+    moved = Job(row, evalsets.DomainTask(TaskRun(run.name, run.downstream, str(config), run.overrides), "speech"),
+                PROFILE, str(tmp_path)).result_path.name
+    assert moved == base
+    config.write_text(config.read_text() + "\n# edited\n")
+    edited = Job(row, evalsets.DomainTask(TaskRun(run.name, run.downstream, str(config), run.overrides), "speech"),
+                 PROFILE, str(tmp_path)).result_path.name
+    assert edited != base
+
+
 def test_weights_read_by_a_row(tmp_path):
     assert weights_read(Row("chance", "", "chance", "c")) == ""
     snapshot = tmp_path / "step_000100"

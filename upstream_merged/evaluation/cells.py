@@ -4,7 +4,9 @@ A frozen row is probed on cached features (``features`` + ``probe``: extraction 
 probe per seed); a fine-tuned row (``-f``) is a stock ``run_downstream.py`` train + evaluate per seed;
 the chance row predicts the training set's majority class. Each cell's per-seed, per-clip correctness
 is written to ``WORK/results/<row>-<task>-<key>.json`` (the key covers the row, the task's -d/-c/-o, the
-budget and the weights it reads), so a rerun skips finished cells and an interrupted table continues.
+budget and the weights it reads), so a rerun skips finished cells and an interrupted table continues. The
+key names the -c file and the data by content, not location: cells unpacked into another clone, home or
+sets root are reused.
 Cells run in spawned worker processes, one torch thread each.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ from upstream_merged.core.atomic import write_text_atomically
 log = logging.getLogger(__name__)
 
 RESULT_FORMAT = 1
+# 2: the -c file by name and content, data paths by their set's clips.jsonl (evalsets.set_identity)
+KEY_FORMAT = 2
 RUN_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 UNWEIGHTED_KINDS = ("chance", "hand")  # rows that read no shipped weights
 # -f cells share one memo of the frozen backbones' hidden states (fusion/memo.py). 2: a memo read replays the
@@ -95,9 +99,21 @@ class Job:
             # an α-sweep recipe the tool wrote under its work dir: its content is in "weights", and naming it
             # relative to the work dir lets unpacked cells be reused under another home or --work-dir
             row["ckpt"] = str(Path("WORK") / Path(self.row.ckpt).relative_to(self.work))
-        material = {"format": RESULT_FORMAT, "row": row, "task": asdict(self.task.run),
+        material = {"format": RESULT_FORMAT, "key_format": KEY_FORMAT, "row": row, "task": portable_task(self.task.run),
                     "profile": self.profile.budget_of(self.row), "weights": weights_read(self.row)}
         return Path(self.work) / "results" / f"{self.row.label}-{self.task.name}-{content_key(material)}.json"
+
+
+def portable_task(run) -> dict:
+    """A task's -d/-c/-o as a cell key reads it: the -c file by name and sha256, data paths by their set's content."""
+    from upstream_merged.evaluation.evalsets import DATA_KEY_SUFFIXES, set_identity
+    from upstream_merged.pretrained import file_sha256
+
+    task = asdict(run)
+    config = Path(run.config)
+    task["config"] = f"{config.name}:{file_sha256(config)}" if config.is_file() else str(config)
+    task["overrides"] = {k: set_identity(v) if k.endswith(DATA_KEY_SUFFIXES) else v for k, v in run.overrides.items()}
+    return task
 
 
 def weights_read(row: Row) -> str:

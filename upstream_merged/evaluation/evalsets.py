@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -80,9 +81,31 @@ def power_tasks(root: Path, names: Optional[Sequence[str]] = None) -> List[Domai
     return tasks
 
 
+DATA_KEY_SUFFIXES = ("_root", "file_path", "meta_data")  # the -o keys that name data locations
+
+
 def data_paths(task: DomainTask) -> List[str]:
     """The task's data locations: the values of its path overrides (roots, file lists, metadata)."""
-    return [str(v) for k, v in task.run.overrides.items() if k.endswith(("_root", "file_path", "meta_data"))]
+    return [str(v) for k, v in task.run.overrides.items() if k.endswith(DATA_KEY_SUFFIXES)]
+
+
+def set_identity(path: str | Path) -> str:
+    """A data path named by its set's content, not its location: sha256 of the set's clips.jsonl (the writer's
+    per-clip record) / the path inside the set; the path itself where no clips.jsonl is found at or up to two
+    levels above it."""
+    path = Path(path)
+    for parent in [path, *path.parents][:3]:
+        manifest = parent / "clips.jsonl"
+        if manifest.is_file():
+            return f"set:{_cached_sha256(str(manifest), manifest.stat().st_mtime_ns)}/{path.relative_to(parent).as_posix()}"
+    return str(path)
+
+
+@lru_cache(maxsize=None)
+def _cached_sha256(path: str, mtime_ns: int) -> str:
+    from upstream_merged.pretrained import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def require_data(tasks: Sequence[DomainTask], root: Path) -> None:
