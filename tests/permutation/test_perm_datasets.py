@@ -72,7 +72,7 @@ def test_seeded_per_domain_selection_is_cropped_cached_and_mixable(corpora, tmp_
     for ref in refs:
         counts[ref.source] = counts.get(ref.source, 0) + 1
     assert counts == {"dataset:parquet:train": 5, MUSIC(corpora): 3, "synthetic:speech": 1, "synthetic:music": 1}
-    files = [ref.path for ref in refs if ref.path]
+    assert len([ref.path for ref in refs if ref.path]) == 8  # the dataset and corpus clips are files; synthetic ones are not
     speech = [soundfile.info(r.path) for r in refs if r.source == "dataset:parquet:train"]
     assert all(info.samplerate == 16000 and info.frames == 16000 for info in speech)  # cropped to max_seconds
     music = [soundfile.info(r.path) for r in refs if r.source == MUSIC(corpora)]

@@ -91,7 +91,7 @@ def test_task_without_training_evaluates_the_frozen_upstream(tmp_path, monkeypat
     outcome = execute_run(plan)
     assert outcome.status == "done" and outcome.value is None
     (line,) = (plan.run_dir / "cmd.txt").read_text().splitlines()
-    assert f"-m evaluate -u hubert_tiny -d quesst14_dtw -c " in line
+    assert "-m evaluate -u hubert_tiny -d quesst14_dtw -c " in line
     assert f"-p {plan.expdir} -t dev --seed 0 --device cpu -o " in line
     assert not (plan.run_dir / "train.log").exists()
 

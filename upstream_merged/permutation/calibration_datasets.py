@@ -247,7 +247,7 @@ def _materialize(entry, seed: int, clip_seconds: float, out: Path) -> None:
                             f"calibration dataset {label}: {len(bad)} undecodable examples, more than max_bad_share "
                             f"{entry.max_bad_share} of clips: {entry.clips} allows ({allowed_bad(entry)}); nothing "
                             f"was cached. Bad examples: " + "; ".join(bad) + ". Raise max_bad_share in the recipe "
-                            f"entry, or choose another dataset")
+                            "entry, or choose another dataset")
                 bar.set_postfix_str(f"{read_bytes / 1e6:.1f} MB read, {len(bad)} bad", refresh=False)
         finally:
             _drain(pending)
