@@ -9,9 +9,8 @@ Prints:
 - peak RSS of a merge with N and 10N calibration clips, each in its own subprocess (its own VmHWM), ``--repeat`` times
   (goals: <= 2.4 GB, flat within 5%);
 - the effect of the per-site frame subsample: agreement with all-frame permutations on a noisy pair;
-- the effect of float32 statistics accumulators against float64 ones, and of buffered products (large sites
-  collect rows per GEMM, core.stats) against one GEMM per update: scrambled pair (must be identical) and noisy
-  pair (share of units assigned alike);
+- the effect of float32 statistics accumulators against float64 ones: scrambled pair (must be identical)
+  and noisy pair (share of units assigned alike);
 - with ``--ranks N``: torchrun scaling, 1 vs N ranks of one thread each (efficiency = ideal / measured wall time).
 
     python tools/bench_merge.py                       # base size, 128 clips x 5 s (~10 min on 2 cores)
@@ -266,40 +265,19 @@ def scaling(dir_a: Path, dir_b: Path, root: Path, args) -> None:
           f"calibration pass {one_cal / args.ranks / n_cal:.2f} (goal >= 0.9; loading, matching and writing stay serial)")
 
 
-def stats_rows() -> int:
-    """Rows per buffered product of the large statistics sites."""
-    from upstream_merged.core.stats import PRODUCT_ROWS
-
-    return PRODUCT_ROWS
-
-
 def statistics_effect(dir_a: Path, dir_b: Path, dir_noisy: Path, args) -> dict:
-    """Permutations of float32 vs float64 accumulators, and of buffered products vs one GEMM per update, on the
-    scrambled pair (must be identical) and the noisy pair (unit agreement)."""
-    from upstream_merged.core import stats
-
-    def run(encoders, dtype: str, buffered: bool = True):
-        saved = stats.BUFFERED_FROM
-        stats.BUFFERED_FROM = saved if buffered else 1 << 62  # no site is that large: every update is its own GEMM
-        try:
-            return align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, args.fps,
-                                                                            statistics=dtype)), seed=0, progress=False)
-        finally:
-            stats.BUFFERED_FROM = saved
-
-    def compare(x, y) -> dict:
-        names = list(x.perms)
-        units = sum(x.perms[n].numel() for n in names)
-        same = sum(int((x.perms[n] == y.perms[n]).sum()) for n in names)
-        identical = sum(torch.equal(x.perms[n], y.perms[n]) for n in names)
-        return {"agreement": same / units, "groups_identical": identical, "groups": len(names)}
-
-    out: dict = {"dtype": {}, "buffering": {}}
+    """float32 vs float64 accumulators: permutations on the scrambled pair and unit agreement on the noisy pair."""
+    out = {}
     for label, partner in (("scrambled", dir_b), ("noisy", dir_noisy)):
         encoders = [load_hubert_family(dir_a), load_hubert_family(partner)]
-        float32 = run(encoders, "float32")
-        out["dtype"][label] = compare(float32, run(encoders, "float64"))
-        out["buffering"][label] = compare(float32, run(encoders, "float32", buffered=False))
+        runs = {dtype: align(*encoders, COMPONENTS, Calibration(**calibration(args, args.effect_clips, args.fps,
+                                                                               statistics=dtype)), seed=0, progress=False)
+                for dtype in ("float32", "float64")}
+        names = list(runs["float64"].perms)
+        units = sum(runs["float64"].perms[n].numel() for n in names)
+        same = sum(int((runs["float32"].perms[n] == runs["float64"].perms[n]).sum()) for n in names)
+        identical = sum(torch.equal(runs["float32"].perms[n], runs["float64"].perms[n]) for n in names)
+        out[label] = {"agreement": same / units, "groups_identical": identical, "groups": len(names)}
     return out
 
 
@@ -392,13 +370,11 @@ def main() -> None:
             for component, row in effect["components"].items():
                 print(f"  {component}: {100 * row['agreement']:.1f}% of units assigned alike; mean matched correlation "
                       f"(all-frame stats) {row['corr_subsampled']:.4f} vs {row['corr_all_frames']:.4f} optimal")
-            effects = statistics_effect(dir_a, dir_b, dir_noisy, args)
-            for kind, title in (("dtype", "float32 vs float64 statistics accumulators"),
-                                ("buffering", f"products of {stats_rows()} buffered rows vs one GEMM per update (float32)")):
-                print(f"{title}, {args.effect_clips} clips:")
-                for label, row in effects[kind].items():
-                    print(f"  {label} pair: {row['groups_identical']}/{row['groups']} groups identical, "
-                          f"{100 * row['agreement']:.2f}% of units assigned alike")
+            dtype_effect = statistics_effect(dir_a, dir_b, dir_noisy, args)
+            print(f"float32 vs float64 statistics accumulators, {args.effect_clips} clips:")
+            for label, row in dtype_effect.items():
+                print(f"  {label} pair: {row['groups_identical']}/{row['groups']} groups identical, "
+                      f"{100 * row['agreement']:.2f}% of units assigned alike")
 
 
 if __name__ == "__main__":

@@ -81,33 +81,3 @@ def test_accumulators_live_on_the_given_device():
     assert moments.count == 5 and moments.raw.is_meta
     with pytest.raises(ValueError, match="cross_dtype"):
         CrossMoments(3, 4, cross_dtype=torch.float16)
-
-
-def test_buffered_products_give_the_moments_of_one_gemm_per_update():
-    gen = torch.Generator().manual_seed(3)
-    chunks = [(torch.randn(rows, 6, generator=gen) + 2.0, torch.randn(rows, 5, generator=gen) - 1.0)
-              for rows in (3, 1, 4, 9, 2, 2, 5)]  # 9 >= the 7-row buffer: goes straight in
-    each = CrossMoments(6, 5, cross_dtype=torch.float64, product_rows=0)
-    buffered = CrossMoments(6, 5, cross_dtype=torch.float64, product_rows=7)
-    for a, b in chunks:
-        each.update(a, b)
-        buffered.update(a, b)
-    assert buffered._filled > 0  # rows still waiting: every reader must see them
-    assert torch.allclose(buffered.correlation(), each.correlation(), atol=1e-12)
-    assert buffered._pending is None and buffered._filled == 0  # reading released the buffer
-    assert buffered.count == each.count and torch.equal(buffered.sum_a, each.sum_a)
-    # folding a buffered accumulator with rows still pending into another counts them too
-    first, second = CrossMoments(6, 5, product_rows=7), CrossMoments(6, 5, product_rows=7)
-    for i, (a, b) in enumerate(chunks):
-        (first if i < 4 else second).update(a, b)
-    first.merge(second)
-    assert torch.allclose(first.correlation(), each.correlation(), atol=1e-5)
-
-
-def test_only_large_sites_buffer_their_products():
-    from upstream_merged.core.stats import BUFFERED_FROM, PRODUCT_ROWS
-
-    assert CrossMoments(3072, 3072, cross_dtype=torch.float32).product_rows == PRODUCT_ROWS  # HuBERT base's FFN
-    assert 768 * 768 < BUFFERED_FROM and 1024 * 1024 < BUFFERED_FROM
-    # attention sites and every site of the shipped small encoders (FFN 1024): one GEMM per update, as before
-    assert CrossMoments(1024, 1024, cross_dtype=torch.float32).product_rows == 0

@@ -46,26 +46,3 @@ def test_skip_ratio_measures_only_the_peak_rss_each_run_then_median_and_range():
 def test_repeat_must_be_positive():
     done = subprocess.run([sys.executable, str(TOOL), "--repeat", "0"], capture_output=True, text=True)
     assert done.returncode != 0 and "--repeat must be at least 1" in done.stderr
-
-
-def test_buffered_statistics_products_recover_the_scrambled_permutations(tmp_path, monkeypatch):
-    import argparse
-
-    from superb_tool_helpers import tool
-    from upstream_merged.core import stats
-    from upstream_merged.permutation.recipe import Calibration
-
-    bench = tool("bench_merge")
-    monkeypatch.setattr(stats, "BUFFERED_FROM", 1)  # every site of the tiny models collects rows
-    monkeypatch.setattr(stats, "PRODUCT_ROWS", 32)
-    dir_a, dir_b, dir_noisy, _ = bench.make_models(tmp_path, tiny=True)
-    default = {name: field.default for name, field in Calibration.model_fields.items()}
-    args = argparse.Namespace(effect_clips=4, seconds=0.5, batch=2, fps=default["frames_per_second"],
-                              cnn_fps=default["cnn_frames_per_second"], max_batch_seconds=default["max_batch_seconds"],
-                              statistics="float32", device="cpu")
-    effects = bench.statistics_effect(dir_a, dir_b, dir_noisy, args)
-    for kind in ("dtype", "buffering"):
-        scrambled = effects[kind]["scrambled"]
-        assert scrambled["groups_identical"] == scrambled["groups"] > 0, effects
-        assert 0.5 < effects[kind]["noisy"]["agreement"] <= 1.0
-    assert stats.BUFFERED_FROM == 1  # the unbuffered run put the threshold back

@@ -7,9 +7,7 @@ derived when asked for. Shifting by a value close to the mean keeps the sums fre
 (the shifted-data algorithm), and each batch costs one fused GEMM into the matrix (``addmm_``) and a
 few vector reductions - no per-batch rank-1 correction pass over the matrix. Counts and the vector
 sums are float64; the matrix - the one large allocation - is float64 or float32 (``cross_dtype``),
-which halves the memory of a merge's statistics (per-batch products are float32 either way). Large sites
-(a matrix of >= ``BUFFERED_FROM`` entries: HuBERT base's 3072-wide FFN) collect ``PRODUCT_ROWS`` rows before each
-GEMM: a product of a few rows is bound by streaming the whole matrix through memory, not by its arithmetic.
+which halves the memory of a merge's statistics (per-batch products are float32 either way).
 Accumulators live on any device (the GEMMs run where the activations are); accumulators of several
 workers merge exactly by re-shifting (:meth:`CrossMoments.merge`), and :meth:`CrossMoments.all_reduce`
 does it across ``torch.distributed`` ranks (collective tensors on the accumulators' device, as NCCL needs).
@@ -22,18 +20,13 @@ import torch
 
 # A channel is dead when its variance is below this fraction of the site's mean variance.
 DEAD_VARIANCE = 1e-10
-# Sites whose matrix has at least BUFFERED_FROM entries (64 MiB+ of float32 traffic per product) collect
-# PRODUCT_ROWS rows per GEMM. Measured (one thread, twelve 3072 x 3072 float32 accumulators touched in turn):
-# 50 rows per product 242-258 ms per 50 rows each, 200-250 rows 122-141 ms; 400 rows gained nothing more.
-BUFFERED_FROM = 1 << 22
-PRODUCT_ROWS = 200
 
 
 class CrossMoments:
     """Running count, means, variances and cross-covariance of paired observations ``a`` (n_a) and ``b`` (n_b)."""
 
     def __init__(self, n_a: int, n_b: int, device: Optional[torch.device | str] = None,
-                 cross_dtype: torch.dtype = torch.float64, product_rows: Optional[int] = None):
+                 cross_dtype: torch.dtype = torch.float64):
         if cross_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"cross_dtype must be torch.float32 or torch.float64, got {cross_dtype}")
         self.count = 0.0
@@ -41,25 +34,13 @@ class CrossMoments:
         self.shift_a, self.shift_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
         self.sum_a, self.sum_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
         self.sq_a, self.sq_b = torch.zeros(n_a, **vector), torch.zeros(n_b, **vector)
-        self._raw = torch.zeros(n_a, n_b, dtype=cross_dtype, device=device)  # sum (a - shift_a)^T (b - shift_b)
+        self.raw = torch.zeros(n_a, n_b, dtype=cross_dtype, device=device)  # sum (a - shift_a)^T (b - shift_b)
         self._shift32: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-        if product_rows is None:
-            product_rows = PRODUCT_ROWS if n_a * n_b >= BUFFERED_FROM else 0
-        self.product_rows = product_rows  # 0: one GEMM per update
-        self._pending: Optional[Tuple[torch.Tensor, torch.Tensor]] = None  # shifted rows awaiting their GEMM
-        self._filled = 0
 
     @property
     def device(self) -> torch.device:
         """Where the accumulators live."""
-        return self._raw.device
-
-    @property
-    def raw(self) -> torch.Tensor:
-        """The cross-product matrix with every collected row in it (frees the row buffer)."""
-        self._flush()
-        self._pending = None
-        return self._raw
+        return self.raw.device
 
     # -- derived moments ------------------------------------------------------------------------------
     @property
@@ -107,36 +88,11 @@ class CrossMoments:
         self.sum_b += b.sum(0)
         self.sq_a += a.square().sum(0)  # not einsum("nc,nc->c"): that runs as a batched matmul, ~70x slower on CPU
         self.sq_b += b.square().sum(0)
-        if self.product_rows:
-            self._collect(a, b)
+        if self.raw.dtype == torch.float32:
+            self.raw.addmm_(a.T, b)  # the costly part: one GEMM per batch, straight into the accumulator
         else:
-            self._product(a, b)
+            self.raw.add_(a.T @ b)
         self.count += float(rows)
-
-    def _product(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        if self._raw.dtype == torch.float32:
-            self._raw.addmm_(a.T, b)  # the costly part: one GEMM, straight into the accumulator
-        else:
-            self._raw.add_(a.T @ b)
-
-    def _collect(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        """Queue shifted rows for a GEMM of ``product_rows`` rows (more at once go straight in)."""
-        rows, cap = a.shape[0], self.product_rows
-        if self._filled + rows > cap:
-            self._flush()
-        if rows >= cap:
-            self._product(a, b)
-            return
-        if self._pending is None:
-            self._pending = (a.new_empty(cap, a.shape[1]), b.new_empty(cap, b.shape[1]))
-        self._pending[0][self._filled:self._filled + rows] = a
-        self._pending[1][self._filled:self._filled + rows] = b
-        self._filled += rows
-
-    def _flush(self) -> None:
-        if self._filled:
-            self._product(self._pending[0][:self._filled], self._pending[1][:self._filled])
-            self._filled = 0
 
     def set_shift(self, shift_a: torch.Tensor, shift_b: torch.Tensor) -> None:
         """Choose the reference the data will be shifted by (before any update; default: the first batch's mean)."""
@@ -174,7 +130,7 @@ class CrossMoments:
         moved.shift_a, moved.shift_b = other.shift_a.to(device), other.shift_b.to(device)
         moved.sum_a, moved.sum_b = other.sum_a.to(device).clone(), other.sum_b.to(device).clone()
         moved.sq_a, moved.sq_b = other.sq_a.to(device).clone(), other.sq_b.to(device).clone()
-        moved._raw = other.raw.to(device, torch.float64, copy=True)
+        moved.raw = other.raw.to(device, torch.float64, copy=True)
         moved._reshift(self.shift_a, self.shift_b)
         self.raw.add_(moved.raw.to(self.raw.dtype))
         self.sum_a += moved.sum_a
