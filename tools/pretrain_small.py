@@ -601,7 +601,9 @@ def main(argv=None) -> int:
     parser.add_argument("--iteration2-clusters", type=int, default=100)
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from a finished run of this tool (encoder, heads, codebooks) instead of a random init")
-    parser.add_argument("--degrade", default="none",
+    from upstream_merged.synth.degrade import PROFILES as DEGRADE_PROFILES
+
+    parser.add_argument("--degrade", default="none", choices=["none", *DEGRADE_PROFILES],
                         help="feed crops through recording conditions of this upstream_merged.synth.degrade profile "
                              "(e.g. pretrain); targets stay those of the clean audio")
     parser.add_argument("--measure", type=int, default=0, help="time this many steps, print s/step, exit")
@@ -639,6 +641,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
+    start_state = load_finished_run(args.init_from) if args.init_from is not None else None  # before the long reads
     domain = "speech" if args.objective == "hubert" else "music"
     train, heldout, _ = read_corpus(args.corpus, domain)
     logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)
@@ -647,12 +650,6 @@ def main(argv=None) -> int:
     if args.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, weights_only=False)
         check_resumable(ckpt.get("run", {}), run_fingerprint(args, arch))
-    if args.degrade != "none":
-        from upstream_merged.synth.degrade import PROFILES
-
-        if args.degrade not in PROFILES:
-            parser.error(f"--degrade {args.degrade!r} is not 'none' or one of {sorted(PROFILES)}")
-    start_state = load_finished_run(args.init_from) if args.init_from is not None else None
     iteration2 = None
     if args.iteration2_from is not None:
         if args.objective != "hubert":

@@ -48,7 +48,7 @@ def test_a_sweep_cell_key_does_not_follow_where_the_work_dir_is(tmp_path):
     assert key(tmp_path / "home_a") == key(tmp_path / "home_b") != key(tmp_path / "home_c", "alpha: 0.6\n")
 
 
-def test_a_cell_key_names_the_data_by_its_set_and_the_config_by_its_content(tmp_path, monkeypatch):
+def test_a_cell_key_names_the_data_by_its_set_and_the_config_by_its_content(tmp_path):
     import shutil
 
     from upstream_merged.evaluation import evalsets
@@ -75,13 +75,14 @@ def test_a_cell_key_names_the_data_by_its_set_and_the_config_by_its_content(tmp_
     config.parent.mkdir()
     shutil.copy(evalsets.CONFIGS / config.name, config)
     run = speech_commands_task(tmp_path / "sets_a").run
-    moved = Job(row, evalsets.DomainTask(TaskRun(run.name, run.downstream, str(config), run.overrides), "speech"),
-                PROFILE, str(tmp_path)).result_path.name
-    assert moved == base
+
+    def key_with_config():
+        task = evalsets.DomainTask(TaskRun(run.name, run.downstream, str(config), run.overrides), "speech")
+        return Job(row, task, PROFILE, str(tmp_path)).result_path.name
+
+    assert key_with_config() == base
     config.write_text(config.read_text() + "\n# edited\n")
-    edited = Job(row, evalsets.DomainTask(TaskRun(run.name, run.downstream, str(config), run.overrides), "speech"),
-                 PROFILE, str(tmp_path)).result_path.name
-    assert edited != base
+    assert key_with_config() != base
 
 
 def test_weights_read_by_a_row(tmp_path):
