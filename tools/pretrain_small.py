@@ -529,10 +529,10 @@ def plot_curves(log: List[dict], path: Path, title: str) -> None:
 # --steps may grow (wsd: before the decay starts), so it is not among them.
 FINGERPRINT_ARGS = ("objective", "batch", "crop_seconds", "lr", "seed", "init_seed", "schedule", "warmup_steps",
                     "decay_fraction", "iteration2_from", "iteration2_layer", "iteration2_clusters", "init_from",
-                    "degrade")
+                    "degrade", "refit_targets")
 
 
-DEFAULTS = {"init_from": None, "degrade": "none"}  # arguments newer than some checkpoints
+DEFAULTS = {"init_from": None, "degrade": "none", "refit_targets": False}  # arguments newer than some checkpoints
 
 
 def run_fingerprint(args: argparse.Namespace, arch: dict) -> dict:
@@ -601,6 +601,9 @@ def main(argv=None) -> int:
     parser.add_argument("--iteration2-clusters", type=int, default=100)
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from a finished run of this tool (encoder, heads, codebooks) instead of a random init")
+    parser.add_argument("--refit-targets", action="store_true",
+                        help="with --init-from: keep only its encoder; fit new k-means targets (e.g. --iteration2-from "
+                             "that encoder: HuBERT's next iteration) and train new prediction heads")
     from upstream_merged.synth.degrade import PROFILES as DEGRADE_PROFILES
 
     parser.add_argument("--degrade", default="none", choices=["none", *DEGRADE_PROFILES],
@@ -641,6 +644,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
+    if args.refit_targets and args.init_from is None:
+        parser.error("--refit-targets needs --init-from (the run whose encoder continues)")
     start_state = load_finished_run(args.init_from) if args.init_from is not None else None  # before the long reads
     domain = "speech" if args.objective == "hubert" else "music"
     train, heldout, _ = read_corpus(args.corpus, domain)
@@ -657,7 +662,7 @@ def main(argv=None) -> int:
         iteration2 = (args.iteration2_from, args.iteration2_layer, args.iteration2_clusters)
     t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed, iteration2=iteration2,
                                             centroids=ckpt["kstate"] if ckpt and "kstate" in ckpt
-                                            else start_state[2] if start_state else None)
+                                            else start_state[2] if start_state and not args.refit_targets else None)
     prep_seconds = time.time() - start
     baselines = unit_baselines(t_train, t_held)
     logger.info("targets ready in %.0f s; held-out chance levels: %s", prep_seconds, baselines)
@@ -672,8 +677,11 @@ def main(argv=None) -> int:
     torch.manual_seed(init_seed + 1000)
     heads = PretrainHeads(arch["hidden_size"], codebooks, regress_dim)
     if start_state is not None:
-        model.load_state_dict(start_state[0]), heads.load_state_dict(start_state[1])
-        logger.info("initialised from the finished run %s", args.init_from)
+        model.load_state_dict(start_state[0])
+        if not args.refit_targets:
+            heads.load_state_dict(start_state[1])
+        logger.info("initialised from the finished run %s%s", args.init_from,
+                    " (encoder only; new targets and heads)" if args.refit_targets else "")
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     samples = int(args.crop_seconds * RATE)
@@ -768,7 +776,7 @@ def main(argv=None) -> int:
                "iteration2": [str(args.iteration2_from), args.iteration2_layer, args.iteration2_clusters]
                if args.iteration2_from else None,
                "init_from": str(args.init_from) if args.init_from else None, "degrade": args.degrade,
-               "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
+               "refit_targets": args.refit_targets, "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
                "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
                "median_sec_per_step": round(float(np.median(step_times)), 3) if step_times else None,
                "heldout_final": final, "heldout_chance": chance_held, "heldout_baselines": baselines, "arch": arch,

@@ -191,6 +191,24 @@ def test_init_from_continues_a_finished_run_with_its_weights_heads_and_codebooks
                        "--init-from", str(tmp_path / "nothing")])
 
 
+def test_refit_targets_keeps_the_encoder_and_fits_the_next_iterations_units_and_heads(corpus, tmp_path):
+    from safetensors.numpy import load_file
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert pretrain.main([str(corpus), str(first), "--objective", "hubert", *RESUME_ARGS]) == 0
+    assert pretrain.main([str(corpus), str(second), "--objective", "hubert", *RESUME_ARGS, "--steps", "0",
+                          "--init-from", str(first), "--refit-targets", "--iteration2-from", str(first / "encoder"),
+                          "--iteration2-layer", "2", "--iteration2-clusters", "6"]) == 0
+    # zero steps: the encoder is the finished one; the codebook is new (k = 6 on its layer 2), and so are the heads
+    assert (first / "encoder" / "model.safetensors").read_bytes() == (second / "encoder" / "model.safetensors").read_bytes()
+    a, b = load_file(str(first / "pretrain_state.safetensors")), load_file(str(second / "pretrain_state.safetensors"))
+    assert "targets.mfcc.centroids" in a and "targets.mfcc.centroids" not in b
+    assert b["targets.iter2.centroids"].shape[0] == 6 and b["heads.embed.iter2"].shape[0] == 6
+    assert json.loads((second / "summary.json").read_text())["refit_targets"] is True
+    with pytest.raises(SystemExit):  # argparse: --refit-targets without --init-from names the missing argument
+        pretrain.main([str(corpus), str(tmp_path / "third"), "--objective", "hubert", *RESUME_ARGS, "--refit-targets"])
+
+
 def test_degrade_changes_the_inputs_not_the_targets_and_resumes_bit_identically(corpus, tmp_path):
     wav = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 8000)).astype(np.float32) * 0.1)
     noisy = pretrain.degrade_batch(wav, seed=0, step=5, profile="pretrain")
