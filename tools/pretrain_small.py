@@ -268,8 +268,8 @@ class PretrainHeads(nn.Module):
 
     def logits(self, name: str, hidden: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of projected frames to every unit embedding, / 0.1: (N, k)."""
-        # normalise, then one matmul: broadcasting cosine_similarity over (N, k, proj) made a 500-unit codebook
-        # three times slower per step than the whole encoder
+        # normalise, then one matmul: cosine_similarity broadcast over (N, k, proj) took ~0.7 s of a step at
+        # k = 100 (docs/pretraining.md, "Time")
         frames = F.normalize(self.proj[name](hidden), dim=-1, eps=1e-8)
         return frames @ F.normalize(self.embed[name], dim=-1, eps=1e-8).T / 0.1
 
@@ -640,6 +640,10 @@ def main(argv=None) -> int:
             parser.error("--ship-only needs --ship-to DEST")
         ship(out / "encoder", args.ship_to)
         return 0
+    if args.refit_targets and args.init_from is None:
+        parser.error("--refit-targets needs --init-from (the run whose encoder continues)")
+    # before OUT is touched and before the long corpus read: a bad --init-from fails at once and writes nothing
+    start_state = load_finished_run(args.init_from) if args.init_from is not None else None
     if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure or args.baselines_only):
         parser.error(f"{out} is not empty; pass --force to replace it or --resume to continue")
     if args.force and not args.resume and not args.baselines_only and out.exists():
@@ -647,9 +651,6 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
-    if args.refit_targets and args.init_from is None:
-        parser.error("--refit-targets needs --init-from (the run whose encoder continues)")
-    start_state = load_finished_run(args.init_from) if args.init_from is not None else None  # before the long reads
     domain = "speech" if args.objective == "hubert" else "music"
     train, heldout, _ = read_corpus(args.corpus, domain)
     logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)

@@ -189,6 +189,7 @@ def test_init_from_continues_a_finished_run_with_its_weights_heads_and_codebooks
     with pytest.raises(SystemExit, match="needs a finished run"):
         pretrain.main([str(corpus), str(tmp_path / "third"), "--objective", "mert", *RESUME_ARGS,
                        "--init-from", str(tmp_path / "nothing")])
+    assert not (tmp_path / "third").exists()  # refused before OUT is made
 
 
 def test_refit_targets_keeps_the_encoder_and_fits_the_next_iterations_units_and_heads(corpus, tmp_path):
@@ -205,8 +206,12 @@ def test_refit_targets_keeps_the_encoder_and_fits_the_next_iterations_units_and_
     assert "targets.mfcc.centroids" in a and "targets.mfcc.centroids" not in b
     assert b["targets.iter2.centroids"].shape[0] == 6 and b["heads.embed.iter2"].shape[0] == 6
     assert json.loads((second / "summary.json").read_text())["refit_targets"] is True
-    with pytest.raises(SystemExit):  # argparse: --refit-targets without --init-from names the missing argument
+
+def test_refit_targets_without_init_from_is_refused_naming_it_and_writes_nothing(corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit):
         pretrain.main([str(corpus), str(tmp_path / "third"), "--objective", "hubert", *RESUME_ARGS, "--refit-targets"])
+    assert "--refit-targets needs --init-from" in capsys.readouterr().err
+    assert not (tmp_path / "third").exists()
 
 
 def test_degrade_changes_the_inputs_not_the_targets_and_resumes_bit_identically(corpus, tmp_path):
