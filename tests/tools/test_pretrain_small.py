@@ -207,6 +207,7 @@ def test_refit_targets_keeps_the_encoder_and_fits_the_next_iterations_units_and_
     assert b["targets.iter2.centroids"].shape[0] == 6 and b["heads.embed.iter2"].shape[0] == 6
     assert json.loads((second / "summary.json").read_text())["refit_targets"] is True
 
+
 def test_refit_targets_without_init_from_is_refused_naming_it_and_writes_nothing(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretrain.main([str(corpus), str(tmp_path / "third"), "--objective", "hubert", *RESUME_ARGS, "--refit-targets"])
