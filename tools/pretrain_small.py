@@ -97,6 +97,7 @@ def read_corpus(corpus: Path, domain: str) -> Tuple[np.ndarray, np.ndarray, List
             if rate != RATE or audio.ndim != 1:
                 raise SystemExit(f"{row['path']}: expected 16 kHz mono, got {rate} Hz shape {audio.shape}")
             parts.append(audio)
+            row["samples"] = len(audio)  # utterance boundaries in the concatenated stream
         streams[split] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return streams["train"], streams["heldout"], rows
 
@@ -157,6 +158,20 @@ def kmeans(data: np.ndarray, k: int, seed: int, iters: int = 30) -> np.ndarray:
     return c.numpy()
 
 
+def utterance_normalize(feats: np.ndarray, lengths: List[int]) -> np.ndarray:
+    """Standardise each utterance's frames on its own mean and std (speaker and channel offsets out): (frames, H).
+
+    ``lengths`` are the utterances' sample counts in stream order; frame j starts at sample j * HOP.
+    """
+    ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    utt = torch.from_numpy(np.searchsorted(ends, np.arange(len(feats)) * HOP, side="right"))
+    x = torch.from_numpy(feats).double()
+    n = torch.bincount(utt, minlength=len(ends)).double().clamp(min=1)[:, None]
+    mean = torch.zeros(len(ends), x.shape[1], dtype=torch.float64).index_add_(0, utt, x) / n
+    var = torch.zeros_like(mean).index_add_(0, utt, (x - mean[utt]) ** 2) / n
+    return ((x - mean[utt]) / (var[utt].sqrt() + 1e-5)).float().numpy()
+
+
 def assign_units(feats: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid per frame (int64)."""
     c = torch.from_numpy(centroids)
@@ -207,17 +222,21 @@ def layer_features(encoder_dir: Path, stream: np.ndarray, layer: int, normalize:
 
 def build_targets(objective: str, train: np.ndarray, heldout: np.ndarray, seed: int,
                   max_kmeans_frames: int = 60000, iteration2: Optional[Tuple[Path, int, int]] = None,
-                  centroids: Optional[Dict[str, np.ndarray]] = None
+                  centroids: Optional[Dict[str, np.ndarray]] = None,
+                  utterance_lengths: Optional[Tuple[List[int], List[int]]] = None
                   ) -> Tuple[Targets, Targets, Dict[str, np.ndarray]]:
     """Features -> standardise on train -> seeded k-means codebooks -> unit targets for both streams.
 
     ``iteration2`` = (encoder dir, layer, k): HuBERT iteration 2, k-means on that layer of the iteration-1
     encoder instead of MFCC. ``centroids`` (a previous run's state) skips k-means and reuses its codebooks.
+    ``utterance_lengths`` (train, held-out sample counts): standardise those layer features per utterance first.
     """
     if objective == "hubert" and iteration2 is not None:
         encoder_dir, layer, k = iteration2
         feats = {"iter2": (layer_features(encoder_dir, train, layer, NORMALIZE["hubert"]),
                            layer_features(encoder_dir, heldout, layer, NORMALIZE["hubert"]))}
+        if utterance_lengths is not None:
+            feats["iter2"] = tuple(utterance_normalize(f, n) for f, n in zip(feats["iter2"], utterance_lengths))
         ks = {"iter2": k}
     elif objective == "hubert":
         feats = {"mfcc": (mfcc_features(train), mfcc_features(heldout))}
@@ -532,10 +551,10 @@ def plot_curves(log: List[dict], path: Path, title: str) -> None:
 # --steps may grow (wsd: before the decay starts), so it is not among them.
 FINGERPRINT_ARGS = ("objective", "batch", "crop_seconds", "lr", "seed", "init_seed", "schedule", "warmup_steps",
                     "decay_fraction", "iteration2_from", "iteration2_layer", "iteration2_clusters", "init_from",
-                    "degrade", "refit_targets")
+                    "degrade", "refit_targets", "iteration2_normalize")
 
 
-DEFAULTS = {"init_from": None, "degrade": "none", "refit_targets": False}  # arguments newer than some checkpoints
+DEFAULTS = {"init_from": None, "degrade": "none", "refit_targets": False, "iteration2_normalize": "none"}  # arguments newer than some checkpoints
 
 
 def run_fingerprint(args: argparse.Namespace, arch: dict) -> dict:
@@ -602,6 +621,9 @@ def main(argv=None) -> int:
                         help="hubert iteration 2: k-means targets on a layer of this iteration-1 encoder dir")
     parser.add_argument("--iteration2-layer", type=int, default=2, help="hidden_states index used for iteration 2")
     parser.add_argument("--iteration2-clusters", type=int, default=100)
+    parser.add_argument("--iteration2-normalize", choices=["none", "utterance"], default="none",
+                        help="utterance: standardise the layer's features per utterance before k-means, so the units "
+                             "follow what changes within an utterance (content) more than the speaker or channel")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from a finished run of this tool (encoder, heads, codebooks) instead of a random init")
     parser.add_argument("--refit-targets", action="store_true",
@@ -642,6 +664,8 @@ def main(argv=None) -> int:
         return 0
     if args.refit_targets and args.init_from is None:
         parser.error("--refit-targets needs --init-from (the run whose encoder continues)")
+    if args.iteration2_normalize != "none" and args.iteration2_from is None:
+        parser.error("--iteration2-normalize needs --iteration2-from (it normalises that encoder's layer features)")
     # before OUT is touched and before the long corpus read: a bad --init-from fails at once and writes nothing
     start_state = load_finished_run(args.init_from) if args.init_from is not None else None
     if out.exists() and any(out.iterdir()) and not (args.force or args.resume or args.measure or args.baselines_only):
@@ -652,7 +676,7 @@ def main(argv=None) -> int:
 
     start = time.time()
     domain = "speech" if args.objective == "hubert" else "music"
-    train, heldout, _ = read_corpus(args.corpus, domain)
+    train, heldout, rows = read_corpus(args.corpus, domain)
     logger.info("%s corpus: %.1f min train, %.1f min held-out", domain, len(train) / RATE / 60, len(heldout) / RATE / 60)
     ckpt_path = out / "checkpoint.pt"
     ckpt = None
@@ -664,7 +688,11 @@ def main(argv=None) -> int:
         if args.objective != "hubert":
             parser.error("--iteration2-from is a hubert (speech) option")
         iteration2 = (args.iteration2_from, args.iteration2_layer, args.iteration2_clusters)
+    lengths = None
+    if args.iteration2_normalize == "utterance":
+        lengths = tuple([r["samples"] for r in rows if r["split"] == split] for split in ("train", "heldout"))
     t_train, t_held, kstate = build_targets(args.objective, train, heldout, args.seed, iteration2=iteration2,
+                                            utterance_lengths=lengths,
                                             centroids=ckpt["kstate"] if ckpt and "kstate" in ckpt
                                             else start_state[2] if start_state and not args.refit_targets else None)
     prep_seconds = time.time() - start
@@ -780,7 +808,8 @@ def main(argv=None) -> int:
                "iteration2": [str(args.iteration2_from), args.iteration2_layer, args.iteration2_clusters]
                if args.iteration2_from else None,
                "init_from": str(args.init_from) if args.init_from else None, "degrade": args.degrade,
-               "refit_targets": args.refit_targets, "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
+               "refit_targets": args.refit_targets, "iteration2_normalize": args.iteration2_normalize,
+               "parameters": n_params, "corpus_minutes_train": round(len(train) / RATE / 60, 2),
                "target_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
                "median_sec_per_step": round(float(np.median(step_times)), 3) if step_times else None,
                "heldout_final": final, "heldout_chance": chance_held, "heldout_baselines": baselines, "arch": arch,

@@ -235,3 +235,38 @@ def test_degrade_changes_the_inputs_not_the_targets_and_resumes_bit_identically(
     assert (clean / "encoder" / "model.safetensors").read_bytes() != (straight / "encoder" / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit):
         pretrain.main([str(corpus), str(tmp_path / "bad"), "--objective", "hubert", *RESUME_ARGS, "--degrade", "loud"])
+
+
+def test_utterance_normalize_standardises_each_utterances_frames_on_their_own():
+    rng = np.random.default_rng(0)
+    lengths = [5 * pretrain.HOP, 3 * pretrain.HOP + 100, 4 * pretrain.HOP]
+    frames = sum(lengths) // pretrain.HOP
+    offsets = np.repeat([10.0, -4.0, 50.0], [5, 4, frames - 9])[:, None]  # a constant per utterance ("speaker")
+    feats = (rng.normal(size=(frames, 3)) * [1.0, 2.0, 0.5] + offsets).astype(np.float32)
+    out = pretrain.utterance_normalize(feats, lengths)
+    # frame j starts at sample j * HOP: utterance 2 (3 * HOP + 100 samples) owns the frame starting in its tail
+    for rows in (slice(0, 5), slice(5, 9), slice(9, frames)):
+        assert np.allclose(out[rows].mean(0), 0, atol=1e-5) and np.allclose(out[rows].std(0), 1, atol=1e-3)
+    assert out.dtype == np.float32 and out.shape == feats.shape
+
+
+def test_iteration2_normalize_fits_units_on_per_utterance_standardised_features(corpus, tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    first, plain, normed = tmp_path / "first", tmp_path / "plain", tmp_path / "normed"
+    assert pretrain.main([str(corpus), str(first), "--objective", "hubert", *RESUME_ARGS]) == 0
+    refit = [*RESUME_ARGS, "--steps", "0", "--init-from", str(first), "--refit-targets", "--iteration2-from",
+             str(first / "encoder"), "--iteration2-layer", "2", "--iteration2-clusters", "6"]
+    assert pretrain.main([str(corpus), str(plain), "--objective", "hubert", *refit]) == 0
+    assert pretrain.main([str(corpus), str(normed), "--objective", "hubert", *refit,
+                          "--iteration2-normalize", "utterance"]) == 0
+    a, b = load_file(str(plain / "pretrain_state.safetensors")), load_file(str(normed / "pretrain_state.safetensors"))
+    # per-utterance standardised features are globally ~zero-mean, unit-std already; the plain ones need not be
+    assert np.abs(b["targets.iter2.mean"]).max() < 1e-3 and not np.allclose(a["targets.iter2.centroids"],
+                                                                             b["targets.iter2.centroids"])
+    assert json.loads((normed / "summary.json").read_text())["iteration2_normalize"] == "utterance"
+    with pytest.raises(SystemExit):
+        pretrain.main([str(corpus), str(tmp_path / "bad"), "--objective", "hubert", *RESUME_ARGS,
+                       "--iteration2-normalize", "utterance"])
+    assert "--iteration2-normalize needs --iteration2-from" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
