@@ -139,3 +139,35 @@ def test_cnn_all_is_labelled_and_reports_how_far_outputs_move(unrelated_pair, tm
     assert {row["component"] for row in report["groups"].values()} == {"cnn", "ffn", "qkv_independent"}
     assert "Not function-preserving" in (out / "README.md").read_text()
     assert load_hubert_family(out).model.config.num_hidden_layers == 2
+
+
+def test_the_heatmaps_are_drawn_beside_the_writing_and_waited_for_when_the_writing_fails(scrambled_pair, tmp_path,
+                                                                                          monkeypatch):
+    import threading
+    import time
+
+    from upstream_merged.permutation import merge, report
+
+    _, _, dir_a, dir_b = scrambled_pair
+    drawn = {}
+    real_draw = report.write_heatmaps
+
+    def slow_draw(*args):
+        drawn["thread"] = threading.current_thread().name
+        time.sleep(0.5)  # still drawing when the writing fails below
+        drawn["path"] = real_draw(*args)
+        return drawn["path"]
+
+    def broken_interpolation(*_, **__):
+        raise MergeError("interpolation failed")
+
+    monkeypatch.setattr(report, "write_heatmaps", slow_draw)
+    real_interpolate = merge.interpolate_into
+    monkeypatch.setattr(merge, "interpolate_into", broken_interpolation)
+    with pytest.raises(MergeError, match="interpolation failed"):
+        build(make_recipe(dir_a, dir_b, preset="cnn_ffn", report={}), tmp_path / "failed", progress=False)
+    assert drawn["thread"].startswith("heatmaps") and drawn["path"].is_file()  # finished before build raised
+    monkeypatch.setattr(merge, "interpolate_into", real_interpolate)
+    drawn.clear()
+    out = build(make_recipe(dir_a, dir_b, preset="cnn_ffn", report={}), tmp_path / "merged", progress=False)
+    assert drawn["path"] == out / "correlation_heatmaps.png" and drawn["path"].stat().st_size > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,30 +298,35 @@ def build(recipe, out_dir: Path, recipe_text: Optional[str] = None, progress: bo
     target = resolve_device(device or recipe.calibration.device, None if shard is None else launch_place())
     alignment = align(encoder_a, encoder_b, components, recipe.calibration, recipe.seed, progress=progress, refs=refs,
                       keep=keep, device=target, shard=shard, skip=skip)
-    drift: dict = {}
-    if alignment.perms:  # b's own tensors are permuted one at a time: no second copy of the model exists
-        drift = permute_b(encoder_b, alignment, refs[: recipe.calibration.drift_clips],
-                          min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
-    interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha,
-                     keep_prefixes=(FEATURE_ENCODER,) if policy == "from_a" else ())
-    del encoder_b  # dead from here on: the checks and the writing run with one model in memory
-    release_free_memory()
-    from upstream_merged.models.checkpoint import check_finite
+    # the heatmaps need only the alignment: a second thread draws them while b is permuted, merged and written
+    # (leaving the block waits for it, also when the writing fails, so nothing is drawn into a removed OUT)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="heatmaps") as painter:
+        heatmap_png = painter.submit(report.write_heatmaps, out_dir, alignment, recipe.report.heatmap_groups,
+                                     recipe.report.heatmap_units)
+        drift: dict = {}
+        if alignment.perms:  # b's own tensors are permuted one at a time: no second copy of the model exists
+            drift = permute_b(encoder_b, alignment, refs[: recipe.calibration.drift_clips],
+                              min(recipe.calibration.clip_seconds, DRIFT_SECONDS))
+        interpolate_into(encoder_a.model, encoder_b.model.state_dict(), alpha,
+                         keep_prefixes=(FEATURE_ENCODER,) if policy == "from_a" else ())
+        del encoder_b  # dead from here on: the checks and the writing run with one model in memory
+        release_free_memory()
+        from upstream_merged.models.checkpoint import check_finite
 
-    check_finite(encoder_a.model.state_dict(), f"permutation merge into {out_dir}", "merged")
-    encoder_a.model.save_pretrained(str(out_dir), safe_serialization=True)
-    preprocessor = dir_a / "preprocessor_config.json"
-    if preprocessor.is_file():
-        shutil.copyfile(preprocessor, out_dir / "preprocessor_config.json")
-    save_file({name: perm.contiguous() for name, perm in sorted(alignment.perms.items())},
-              str(out_dir / "permutations.safetensors"),
-              # one metadata key: safetensors writes its header from a hash map, so several keys reorder between runs
-              metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({setting})"})
-    (out_dir / "recipe.yaml").write_text(recipe_yaml(recipe))
-    data = report.report_data(recipe, components, alpha, alignment, drift, feature_encoder)
-    report.write_report(out_dir, data)
-    report.write_model_card(out_dir, data)
-    report.write_heatmaps(out_dir, alignment, recipe.report.heatmap_groups, recipe.report.heatmap_units)
+        check_finite(encoder_a.model.state_dict(), f"permutation merge into {out_dir}", "merged")
+        encoder_a.model.save_pretrained(str(out_dir), safe_serialization=True)
+        preprocessor = dir_a / "preprocessor_config.json"
+        if preprocessor.is_file():
+            shutil.copyfile(preprocessor, out_dir / "preprocessor_config.json")
+        save_file({name: perm.contiguous() for name, perm in sorted(alignment.perms.items())},
+                  str(out_dir / "permutations.safetensors"),
+                  # one metadata key: safetensors writes its header from a hash map, so several keys reorder between runs
+                  metadata={"convention": f"new[i] = old[perm[i]] along every axis of model b mapped to the group ({setting})"})
+        (out_dir / "recipe.yaml").write_text(recipe_yaml(recipe))
+        data = report.report_data(recipe, components, alpha, alignment, drift, feature_encoder)
+        report.write_report(out_dir, data)
+        report.write_model_card(out_dir, data)
+    heatmap_png.result()  # re-raises a drawing error
     alignment.seconds["total"] = time.perf_counter() - start
     if timings is not None:
         timings.update(alignment.seconds, lap_seconds={m.name: m.lap_seconds for m in alignment.matches})
