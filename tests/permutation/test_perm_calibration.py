@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import time
 
 import numpy as np
 import pytest
@@ -145,64 +144,6 @@ def test_a_probe_site_that_fires_in_one_model_only_is_an_error_naming_it(pair, m
     monkeypatch.setattr(a.model.encoder.layers[-1].feed_forward, "forward", lambda hidden_states: hidden_states)
     with pytest.raises(CalibrationError, match=f"{last_ffn}#0 fired in model b but not in model a"):
         align(a, b, ("ffn",), Calibration(**SMALL_CALIBRATION), seed=0, progress=False)
-
-
-def test_the_next_batch_is_read_by_a_second_thread_while_this_one_is_forwarded(pair, monkeypatch):
-    import threading
-
-    from upstream_merged.permutation import calibration
-
-    a, b, _ = pair
-    events = []
-    real_load = calibration.load_clip
-
-    def load_clip(ref, clip_seconds):
-        events.append(("read", ref.index, threading.current_thread().name))
-        return real_load(ref, clip_seconds)
-
-    monkeypatch.setattr(calibration, "load_clip", load_clip)
-    def slow_forward(_module, _args):  # time enough for the reader to read the next batch while a runs
-        time.sleep(0.2)
-
-    handles = [a.model.register_forward_pre_hook(slow_forward),
-               b.model.register_forward_pre_hook(lambda *_: events.append(("b starts", 0, "")))]
-    config = Calibration(**{**SMALL_CALIBRATION, "batch_size": 2})
-    try:
-        ahead = align(a, b, ("ffn",), config, seed=0, progress=False)
-    finally:
-        for handle in handles:
-            handle.remove()
-    reads = [(index, thread) for kind, index, thread in events if kind == "read"]
-    clips = ahead.calibration["clips_used"]
-    in_line = [index for index, thread in reads if not thread.startswith("calibration-audio")]
-    assert len(in_line) == 1  # the prime's clip; every batch is read by the reader thread
-    assert clips >= 4 and sorted(index for index, thread in reads if thread.startswith("calibration-audio")) == list(range(clips))
-    # batch 2 (clips 2, 3) was read while a forwarded batch 1, before b started on it; in line it would come after b
-    b_starts = [i for i, event in enumerate(events) if event[0] == "b starts"]  # [0]: the prime
-    assert max(i for i, event in enumerate(events) if event[:2] in (("read", 2), ("read", 3))) < b_starts[1]
-
-    class InLine:  # runs every read at submit, in the calling thread
-        def __init__(self, **_):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *_):
-            return False
-
-        def submit(self, function, *args):
-            from concurrent.futures import Future
-
-            future = Future()
-            future.set_result(function(*args))
-            return future
-
-    monkeypatch.undo()
-    monkeypatch.setattr(calibration, "ThreadPoolExecutor", InLine)
-    inline = align(a, b, ("ffn",), config, seed=0, progress=False)
-    for name in inline.correlations:
-        assert torch.equal(inline.correlations[name], ahead.correlations[name]), name
 
 
 def test_statistics_do_not_depend_on_batching(pair):

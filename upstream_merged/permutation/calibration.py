@@ -14,7 +14,6 @@ and calls no collective.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -89,11 +88,6 @@ def to_device(waves: Sequence[np.ndarray], device: torch.device) -> List[torch.T
         return [torch.from_numpy(wave) for wave in waves]
     moved = torch.from_numpy(np.concatenate(waves)).to(device)
     return list(torch.split(moved, [len(wave) for wave in waves]))
-
-
-def _decode(batch: Sequence[ClipRef], clip_seconds: float) -> List[Tuple[np.ndarray, int]]:
-    """(samples, rate) of every clip of a batch, on the host."""
-    return [load_clip(ref, clip_seconds) for ref in batch]
 
 
 def forward_chunks(lengths: Sequence[int], max_batch_seconds: Optional[float], rate: int) -> List[List[int]]:
@@ -256,29 +250,20 @@ class Calibrator:
         mine = everything if self.shard is None else everything[self.shard.rank::self.shard.world]
         result = CalibrationResult(self.moments)
         bar = tqdm(total=sum(len(b) for b in mine), unit="clip", desc="calibration", disable=not progress)
-        # one reader thread decodes (or synthesises) the next batch while this one is forwarded; the audio and
-        # the order of the updates are the same as reading in line, so the statistics are too
-        with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), \
-                _hooks(self.b.model, self.probes, self._sink_b), \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="calibration-audio") as reader:
-            ahead = [reader.submit(_decode, batch, clip_seconds) for batch in mine[:1]]
+        with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
             self._prime(refs, clip_seconds)
             release_free_memory()  # once: the prime's all-frame buffers would otherwise fragment the pass's heap
-            for number, batch in enumerate(mine):
-                decoded = ahead.pop().result()
-                ahead += [reader.submit(_decode, following, clip_seconds) for following in mine[number + 1:number + 2]]
-                self._step(batch, clip_seconds, result, decoded)
+            for batch in mine:
+                self._step(batch, clip_seconds, result)
                 bar.update(len(batch))
         bar.close()
         self._reduce(result)
         self._check(result)
         return result
 
-    def _load(self, batch: Sequence[ClipRef], clip_seconds: float,
-              loaded: Optional[List[Tuple[np.ndarray, int]]] = None) -> List[Tuple[Optional[torch.Tensor], int]]:
-        """(wave on the device, rate) per clip, decoded on the host (unless ``loaded`` already is) and moved in one copy;
-        (None, rate) for a silent clip."""
-        loaded = _decode(batch, clip_seconds) if loaded is None else loaded
+    def _load(self, batch: Sequence[ClipRef], clip_seconds: float) -> List[Tuple[Optional[torch.Tensor], int]]:
+        """(wave on the device, rate) per clip, decoded on the host and moved in one copy; (None, rate) for a silent clip."""
+        loaded = [load_clip(ref, clip_seconds) for ref in batch]
         audible = [wave.size > 0 and float(np.abs(wave).max()) >= SILENCE_PEAK for wave, _ in loaded]
         moved = iter(to_device([wave for (wave, _), keep in zip(loaded, audible) if keep], self.device))
         return [(next(moved) if keep else None, rate) for (_, rate), keep in zip(loaded, audible)]
@@ -327,10 +312,9 @@ class Calibrator:
             raise CalibrationError(f"probe site(s) {sorted(self._captured)} fired in model a but not in model b")
         self._captured.clear()
 
-    def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult,
-              decoded: Optional[List[Tuple[np.ndarray, int]]] = None) -> None:
+    def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
-        for ref, (tensor, rate) in zip(batch, self._load(batch, clip_seconds, decoded)):
+        for ref, (tensor, rate) in zip(batch, self._load(batch, clip_seconds)):
             native_a, native_b, seconds = self._native(ref, tensor, rate)
             if native_a is None:
                 if native_b.endswith("silent"):
