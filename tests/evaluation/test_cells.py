@@ -85,6 +85,19 @@ def test_a_cell_key_names_the_data_by_its_set_and_the_config_by_its_content(tmp_
     assert key_with_config() != base
 
 
+def test_a_cell_key_names_the_rows_model_config_by_its_content(tmp_path):
+    task = speech_commands_task(tmp_path / "ks")
+
+    def key(clone, text="feat_type: mfcc\n"):
+        config = tmp_path / clone / "upstream_configs" / "mfcc_no_cmvn.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(text)
+        row = Row("mfcc", "baseline_local", "hand", "m", model_config=str(config))
+        return Job(row, task, PROFILE, str(tmp_path / "work")).result_path.name
+
+    assert key("clone_a") == key("clone_b") != key("clone_c", "feat_type: fbank\n")
+
+
 def test_weights_read_by_a_row(tmp_path):
     assert weights_read(Row("chance", "", "chance", "c")) == ""
     snapshot = tmp_path / "step_000100"

@@ -5,7 +5,7 @@ probe per seed); a fine-tuned row (``-f``) is a stock ``run_downstream.py`` trai
 the chance row predicts the training set's majority class. Each cell's per-seed, per-clip correctness
 is written to ``WORK/results/<row>-<task>-<key>.json`` (the key covers the row, the task's -d/-c/-o, the
 budget and the weights it reads), so a rerun skips finished cells and an interrupted table continues. The
-key names the -c file and the data by content, not location: cells unpacked into another clone, home or
+key names the -c and -g files and the data by content, not location: cells unpacked into another clone, home or
 sets root are reused.
 Cells run in spawned worker processes, one torch thread each.
 """
@@ -99,6 +99,8 @@ class Job:
             # an α-sweep recipe the tool wrote under its work dir: its content is in "weights", and naming it
             # relative to the work dir lets unpacked cells be reused under another home or --work-dir
             row["ckpt"] = str(Path("WORK") / Path(self.row.ckpt).relative_to(self.work))
+        if self.row.model_config and Path(self.row.model_config).is_file():
+            row["model_config"] = portable_file(Path(self.row.model_config))  # the mfcc row's -g, from any checkout
         material = {"format": RESULT_FORMAT, "key_format": KEY_FORMAT, "row": row, "task": portable_task(self.task.run),
                     "profile": self.profile.budget_of(self.row), "weights": weights_read(self.row)}
         return Path(self.work) / "results" / f"{self.row.label}-{self.task.name}-{content_key(material)}.json"
@@ -107,13 +109,19 @@ class Job:
 def portable_task(run) -> dict:
     """A task's -d/-c/-o as a cell key reads it: the -c file by name and sha256, data paths by their set's content."""
     from upstream_merged.evaluation.evalsets import DATA_KEY_SUFFIXES, set_identity
-    from upstream_merged.pretrained import file_sha256
 
     task = asdict(run)
     config = Path(run.config)
-    task["config"] = f"{config.name}:{file_sha256(config)}" if config.is_file() else str(config)
+    task["config"] = portable_file(config) if config.is_file() else str(config)
     task["overrides"] = {k: set_identity(v) if k.endswith(DATA_KEY_SUFFIXES) else v for k, v in run.overrides.items()}
     return task
+
+
+def portable_file(path: Path) -> str:
+    """A config file as a cell key names it: its name and sha256, not where the checkout is."""
+    from upstream_merged.pretrained import file_sha256
+
+    return f"{path.name}:{file_sha256(path)}"
 
 
 def weights_read(row: Row) -> str:
