@@ -18,6 +18,8 @@ def test_power_tasks_cover_both_domains(tmp_path):
         ("ks", "speech", "speech_commands"), ("sid", "speech", "voxceleb1"),
         ("pitch", "music", "nsynth_pitch"), ("instrument", "music", "nsynth_instrument")]
     assert tasks[1].run.overrides["config.downstream_expert.datarc.meta_data"] == str(tmp_path / "voxceleb1" / "iden_split.txt")
+    # sid trains on whole clips (SUPERB's 8 s crop, longer than any clip of the power set): the -f memo hits
+    assert tasks[1].run.overrides["config.downstream_expert.datarc.max_timestep"] == 128000
 
 
 def test_missing_data_is_refused_naming_the_task(tmp_path):
