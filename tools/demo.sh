@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, from nothing: set up the stack, then the quick evidence table (tools/evidence_table.py --quick):
-# small generated keyword-spotting and NSynth-pitch sets, the shipped small speech and music encoders, their
-# plain average (Table I ID 3), linear interpolation (ID 4) and correlation-permutation merge (ID 5), the
-# chance and MFCC control rows; every frozen upstream probed to convergence on cached features (s3prl's
-# Featurizer + the stock head), 2 seeds; prints the paper's claims with paired-bootstrap intervals and
-# verdicts, then writes the full table. Progress is logged per row x task cell; a rerun reuses finished cells.
+# small keyword-spotting and NSynth-pitch sets drawn like the evaluation sets (power / sampled profiles), the
+# shipped small speech and music encoders, their plain average (Table I ID 3), linear interpolation (ID 4)
+# and correlation-permutation merge (ID 5), the chance and MFCC control rows; every frozen upstream probed to
+# convergence on cached features (s3prl's Featurizer + the stock head), 2 seeds; prints the paper's claims with
+# paired-bootstrap intervals and verdicts, then writes the full table. Progress is logged per row x task cell;
+# a rerun reuses finished cells.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 echo "== set-up (tools/setup_env.sh)"

@@ -2,7 +2,7 @@
 """Table I with evidence: every row probed to convergence on test sets with power, controls, and the paper's claims decided.
 
     python tools/evidence_table.py --evalsets /work/evalsets       # full: 4 tasks, all rows, 3 seeds -> results/table_i.*
-    python tools/evidence_table.py --quick                          # demo: generated small sets, core rows (<= 10 min)
+    python tools/evidence_table.py --quick                          # demo: small sets drawn like the evaluation sets, core rows (<= 10 min)
     python tools/evidence_table.py --evalsets DIR --rows hubert_small mert_small linear cnn_ffn_attn --tasks ks pitch
 
 Frozen rows (encoders, merges, the alpha sweep, random-init and hand-feature controls) are cached-feature
@@ -384,7 +384,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--evalsets", type=Path, default=None, help="root of the evaluation sets (docs/evalsets.md)")
-    parser.add_argument("--quick", action="store_true", help="demo: small generated sets, core rows, 2 seeds")
+    parser.add_argument("--quick", action="store_true", help="demo: small sets drawn like the evaluation sets (ks, NSynth pitch), core rows, 2 seeds")
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (chance and both encoders always)")
     parser.add_argument("--tasks", nargs="+", default=None, help="only these tasks (ks sid pitch instrument)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="probe seeds (full 0 1 2, quick 0 1)")
@@ -418,10 +418,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         profile = replace(profile, finetune_eval_step=max(1, profile.finetune_steps // 2))
     work = args.work_dir.resolve()
     start = time.monotonic()
-    from upstream_merged.evaluation.evalsets import power_tasks, small_tasks
+    from upstream_merged.evaluation.evalsets import demo_tasks, power_tasks
 
     if args.quick:
-        tasks = small_tasks(work / "data")
+        tasks = demo_tasks(work / "data")
         if args.tasks:
             tasks = [t for t in tasks if t.name in args.tasks]
     else:

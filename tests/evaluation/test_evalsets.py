@@ -56,3 +56,23 @@ def test_written_set_writes_once_and_refuses_unknown_layouts(tmp_path):
     assert written_set(tmp_path, "nsynth", args) == first and first.stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob(".*partial*"))
     assert written_set(tmp_path, "nsynth", args[:-1] + ["3"]) != first
+
+
+def test_demo_tasks_draw_their_sets_like_the_evaluation_sets(tmp_path, monkeypatch):
+    """The quick table's sets come from the evaluation sets' profiles (power speech, sampled instruments)."""
+    from upstream_merged.evaluation import evalsets
+
+    asked = {}
+
+    def fake_written_set(data_dir, layout, args):
+        asked[layout] = list(args)
+        root = tmp_path / layout
+        root.mkdir(exist_ok=True)
+        return root
+
+    monkeypatch.setattr(evalsets, "written_set", fake_written_set)
+    tasks = evalsets.demo_tasks(tmp_path)
+    assert [(t.name, t.domain) for t in tasks] == [("ks", "speech"), ("pitch", "music")]
+    assert asked["speech_commands"][:2] == ["--profile", "power"]
+    assert asked["nsynth"][:2] == ["--profile", "sampled"]
+    assert tasks[1].run.overrides["config.downstream_expert.datarc.max_seconds"] == 1.0

@@ -132,6 +132,23 @@ def small_tasks(data_dir: Path) -> List[DomainTask]:
     return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
 
 
+# The demo's sets: the evaluation sets' writers and profiles (several speech engines, sampled instruments, degraded
+# audio, disjoint speakers / instruments), fewer speakers and notes, so the quick table measures what the full one does.
+DEMO_SET_ARGS = {
+    "speech_commands": ["--profile", "power", "--train-speakers", "32", "--dev-speakers", "8", "--test-speakers", "24",
+                        "--workers", "2"],
+    "nsynth": ["--profile", "sampled", "--notes-per-instrument", "12", "8", "16", "--workers", "2"],
+}
+
+
+def demo_tasks(data_dir: Path) -> List[DomainTask]:
+    """The quick table's tasks, written once under ``data_dir``: keyword spotting (512 / 128 / 288 clips) and NSynth
+    pitch (612 / 88 / 320 notes, first second), drawn like the full evaluation sets."""
+    ks = written_set(data_dir, "speech_commands", DEMO_SET_ARGS["speech_commands"])
+    nsynth = written_set(data_dir, "nsynth", DEMO_SET_ARGS["nsynth"])
+    return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
+
+
 def written_set(data_dir: Path, layout: str, args: Sequence[str]) -> Path:
     """``python -m upstream_merged data LAYOUT OUT ARGS`` written once into data_dir/<layout>-<key>.
 
