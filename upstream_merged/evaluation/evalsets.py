@@ -124,14 +124,12 @@ def require_data(tasks: Sequence[DomainTask], root: Path) -> None:
         raise SystemExit(f"{root} lacks the data of {missing}: write the evaluation sets first (docs/evalsets.md)")
 
 
-def small_tasks(data_dir: Path) -> List[DomainTask]:
-    """Small sets for the demo and curves (written once under ``data_dir``): keyword spotting, NSynth pitch (1 s)."""
-    ks = written_set(data_dir, "speech_commands", ["--train-speakers", "12", "--dev-speakers", "4",
-                                                   "--test-speakers", "24"])
-    nsynth = written_set(data_dir, "nsynth", ["--instruments", "4", "2", "3", "--notes-per-instrument", "16"])
-    return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
-
-
+# Writer arguments of the small generated sets (probe curves; the demo until 2026-12-06): clean espeak-ng speech
+# and the numpy synthesizer's timbres.
+SMALL_SET_ARGS = {
+    "speech_commands": ["--train-speakers", "12", "--dev-speakers", "4", "--test-speakers", "24"],
+    "nsynth": ["--instruments", "4", "2", "3", "--notes-per-instrument", "16"],
+}
 # The demo's sets: the evaluation sets' writers and profiles (several speech engines, sampled instruments, degraded
 # audio, disjoint speakers / instruments), fewer speakers and notes, so the quick table measures what the full one does.
 DEMO_SET_ARGS = {
@@ -141,11 +139,21 @@ DEMO_SET_ARGS = {
 }
 
 
+def small_tasks(data_dir: Path) -> List[DomainTask]:
+    """Small sets for the probe curves (written once under ``data_dir``): keyword spotting, NSynth pitch (1 s)."""
+    return ks_and_pitch_tasks(data_dir, SMALL_SET_ARGS)
+
+
 def demo_tasks(data_dir: Path) -> List[DomainTask]:
     """The quick table's tasks, written once under ``data_dir``: keyword spotting (512 / 128 / 288 clips) and NSynth
     pitch (612 / 88 / 320 notes, first second), drawn like the full evaluation sets."""
-    ks = written_set(data_dir, "speech_commands", DEMO_SET_ARGS["speech_commands"])
-    nsynth = written_set(data_dir, "nsynth", DEMO_SET_ARGS["nsynth"])
+    return ks_and_pitch_tasks(data_dir, DEMO_SET_ARGS)
+
+
+def ks_and_pitch_tasks(data_dir: Path, set_args: dict) -> List[DomainTask]:
+    """Keyword spotting and NSynth pitch (first second) on sets written once with ``set_args[layout]``."""
+    ks = written_set(data_dir, "speech_commands", set_args["speech_commands"])
+    nsynth = written_set(data_dir, "nsynth", set_args["nsynth"])
     return [speech_commands_task(ks), nsynth_task(nsynth, "pitch", max_seconds=1.0)]
 
 
