@@ -1,4 +1,4 @@
-"""core.memory.own_peak_rss: a child process's peak resident set is its own, not its parent's."""
+"""core.memory: a child process's own peak resident set; new threads sharing the heap arena after share_the_heap_with_new_threads."""
 import subprocess
 import sys
 
@@ -16,3 +16,31 @@ def test_a_child_reports_its_own_peak_not_the_parents_resident_size():
     assert own_peak_rss() >= 2_000_000_000  # this process did hold the ballast
     del ballast
     assert 1_000_000 < child < 1_500_000_000  # the child imports upstream_merged, never held the parent's 2 GB
+
+
+ARENAS = """
+import ctypes, sys, threading
+from upstream_merged.core.memory import share_the_heap_with_new_threads
+applied = share_the_heap_with_new_threads() if sys.argv[1] == "share" else None
+def allocate():
+    held = [bytearray(1 << 16) for _ in range(64)]  # malloc'ed by this thread
+threading.Thread(target=allocate).start()
+for thread in threading.enumerate():
+    if thread is not threading.current_thread():
+        thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per heap arena, on stderr
+print(applied)
+"""
+
+
+def arenas_after_a_thread_allocates(mode: str) -> tuple:
+    done = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr.count("Arena "), done.stdout.strip().splitlines()[-1]
+
+
+def test_after_share_the_heap_a_new_thread_allocates_from_the_existing_arena():
+    default, _ = arenas_after_a_thread_allocates("default")
+    shared, applied = arenas_after_a_thread_allocates("share")
+    assert default == 2  # the main arena and the thread's own
+    assert (shared, applied) == (1, "True")

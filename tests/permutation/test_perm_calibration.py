@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 
 import numpy as np
 import pytest
@@ -133,7 +134,35 @@ def test_each_forward_stops_after_its_last_probe_site_and_the_statistics_are_unc
     assert all(torch.equal(cnn_only.correlations[name], whole.correlations[name]) for name in cnn_only.correlations)
 
 
-def test_a_probe_site_that_fires_in_one_model_only_is_an_error_naming_it(pair, monkeypatch):
+def test_on_two_threads_a_and_b_forward_side_by_side_with_the_statistics_of_one_thread(pair):
+    a, b, _ = pair
+    config = Calibration(**SMALL_CALIBRATION)
+    one_thread = align(a, b, ("cnn", "ffn", "attn"), config, seed=0, progress=False)  # conftest: one torch thread
+    threads = {"a": set(), "b": set()}
+    handles = [model.encoder.layers[0].register_forward_hook(
+        lambda *_, side=side: threads[side].add((threading.current_thread().name, torch.get_num_threads())))
+        for side, model in (("a", a.model), ("b", b.model))]
+    torch.set_num_threads(2)
+    try:
+        side_by_side = align(a, b, ("cnn", "ffn", "attn"), config, seed=0, progress=False)
+        assert torch.get_num_threads() == 2  # restored after the pass
+    finally:
+        torch.set_num_threads(1)
+        for handle in handles:
+            handle.remove()
+    # a forwarded on the pass's helper thread (but for the priming forward), b on the calling one, each on one torch thread
+    here = (threading.current_thread().name, 1)
+    helpers = {entry for entry in threads["a"] if entry != here}
+    assert len(helpers) == 1 and all(name.startswith("calibration") and count == 1 for name, count in helpers)
+    assert threads["b"] == {here}
+    for name, correlation in one_thread.correlations.items():
+        assert torch.equal(side_by_side.correlations[name], correlation), name
+        assert torch.equal(side_by_side.perms[name], one_thread.perms[name]), name
+
+
+@pytest.mark.parametrize("threads", [1, 2])  # 2: a and b forward side by side
+def test_a_probe_site_that_fires_in_one_model_only_is_an_error_naming_it(pair, monkeypatch, threads):
+    torch.set_num_threads(threads)  # conftest restores one thread
     a, b, _ = pair
     last = b.model.encoder.layers[-1].feed_forward
     monkeypatch.setattr(last, "forward", lambda hidden_states: hidden_states)  # b skips its last FFN: no output_dense input

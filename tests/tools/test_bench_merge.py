@@ -17,7 +17,7 @@ def run_bench(*extra: str) -> str:
 
 
 def test_ratio_repeats_print_each_run_median_and_range():
-    out = run_bench("--repeat", "2", "--skip-rss")
+    out = run_bench("--repeat", "2", "--skip-rss", "--side-by-side-baseline")
     runs = re.findall(r"^run (\d): .* ratio ([0-9.]+) wall, ([0-9.]+) CPU time$", out, flags=re.M)
     assert [number for number, _, _ in runs] == ["1", "2"], out
     summary = re.search(r"median of 2 run\(s\): ([0-9.]+) \(range ([0-9.]+)-([0-9.]+)\) wall, "
@@ -27,6 +27,10 @@ def test_ratio_repeats_print_each_run_median_and_range():
     median, low, high = (float(v) for v in summary.group(1, 2, 3))
     assert (low, high) == (walls[0], walls[-1]) and low <= median <= high
     assert "scrambled permutations recovered" in out and "peak RSS" not in out
+    side = re.search(r"side by side .*: ([0-9.]+), ([0-9.]+) s; ratio merge / those, median of 2 run\(s\): "
+                     r"([0-9.]+) \(range ([0-9.]+)-([0-9.]+)\) wall", out)
+    assert side and all(float(v) > 0 for v in side.group(3, 4, 5)), out
+    assert float(side.group(4)) <= float(side.group(3)) <= float(side.group(5))
 
 
 def test_skip_ratio_measures_only_the_peak_rss_each_run_then_median_and_range():

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 # mallopt parameter numbers (glibc malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+M_ARENA_MAX = -8
 
 
 @lru_cache(maxsize=None)
@@ -56,6 +57,19 @@ def keep_freed_memory_in_the_heap(mmap_threshold: int = 32 << 20, trim_threshold
         return False
     settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad))
     return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+def share_the_heap_with_new_threads() -> bool:
+    """Make threads that start allocating from now on use the existing heap arenas; True if glibc took the setting.
+
+    glibc gives each new thread that allocates its own arena (up to eight per core), and each arena keeps the
+    buffers its thread freed for reuse: a helper thread that runs a forward holds a second forward's worth of
+    freed activations. The limit is one arena, read when the next thread first allocates and kept for the
+    life of the process (glibc never re-reads it): later threads share arenas too. Threads that already
+    have an arena keep it.
+    """
+    mallopt = _libc_function("mallopt")
+    return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
 
 
 def own_peak_rss() -> int:

@@ -6,14 +6,20 @@ A's grid. High-rate sites keep a seeded random subsample of frames (``frames_per
 chosen per clip from the clip's global index, so results do not depend on batching or sharding.
 
 Everything runs on one device (``device``: CPU, or a GPU with both models, the co-moment GEMMs and
-the accumulators on it); audio is decoded on the host and moved once per batch. A calibration is
-sharded across processes only when it is given a :class:`Shard` explicitly (the merge CLI under
-torchrun does that): a hub entry built inside someone else's process group calibrates on every clip
-and calls no collective.
+the accumulators on it); audio is decoded on the host and moved once per batch. On a CPU with two or
+more torch threads, a and b forward side by side, each on half the threads (a forward's small ops
+parallelise poorly: HuBERT Base on one thread takes about 0.87 of the CPU time it takes on two). b trails
+a by a's CNN, so the two CNNs - a forward's activation peak, about 96 MB for 5 s of audio - never run at
+once (:mod:`upstream_merged.core.staggered`); the widest sites are fed on the helper thread once both
+forwards are done, the others by b's hooks as b's rows arrive; the helper shares the heap arena. Otherwise
+a then b, b's hooks feeding every site. A calibration is sharded across processes only when it is given a
+:class:`Shard` explicitly (the merge CLI under torchrun does that): a hub entry built inside someone
+else's process group calibrates on every clip and calls no collective.
 """
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -24,8 +30,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from upstream_merged.core.frames import conv_output_length, receptive_field
-from upstream_merged.core.memory import release_free_memory
+from upstream_merged.core.memory import release_free_memory, share_the_heap_with_new_threads
 from upstream_merged.core.rng import without_global_rng_effects
+from upstream_merged.core.staggered import run_staggered
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
 from upstream_merged.permutation.placement import DEVICE_CHOICES, resolve_device  # noqa: F401 (re-exported)
@@ -41,6 +48,17 @@ PRIME_SECONDS = 1.0  # audio forwarded to choose the accumulators' reference shi
 
 class _EveryProbeFired(Exception):
     """Raised by the last probe hook of a forward: nothing after it feeds a statistic, so the forward stops there."""
+
+
+@dataclass
+class _Chunk:
+    """One forward's worth of clips: both models' inputs, the frames kept per grid, and the rows each model's hooks captured."""
+
+    inputs: Tuple[Tuple[torch.Tensor, Optional[torch.Tensor]], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+    selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    frames: Dict[Tuple[int, bool], int] = field(default_factory=dict)
+    captured: Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]] = field(default_factory=lambda: ({}, {}))
+    fired: Tuple[Set[str], Set[str]] = field(default_factory=lambda: (set(), set()))
 
 
 @dataclass
@@ -106,6 +124,20 @@ def forward_chunks(lengths: Sequence[int], max_batch_seconds: Optional[float], r
     return chunks + ([current] if current else [])
 
 
+def _in_inference_mode(job: Callable[[], None]) -> None:
+    """Run ``job`` in inference mode (a thread-local switch: the pass's threads set it for themselves)."""
+    with torch.inference_mode():
+        job()
+
+
+def _forward_until_done(model: torch.nn.Module, inputs: torch.Tensor, mask: Optional[torch.Tensor]) -> None:
+    """Forward ``model``; a forward whose last probe site has fired stops there."""
+    try:
+        model(inputs, attention_mask=mask)
+    except _EveryProbeFired:
+        pass
+
+
 def _as_frames(tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
     """Activations as (B, T, C)."""
     if isinstance(tensor, (tuple, list)):
@@ -168,11 +200,12 @@ class Calibrator:
                 self.moments[name].append(CrossMoments(group.size, group.size, device=self.device,
                                                        cross_dtype=cross_dtype))
         self._accumulator = {f"{name}#{k}": m for name in self.groups for k, m in enumerate(self.moments[name])}
-        self._selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
-        self._frames: Dict[Tuple[int, bool], int] = {}
-        self._captured: Dict[str, torch.Tensor] = {}
-        self._fired: Set[str] = set()  # probe keys this forward has fed
+        self._current: List[Optional[_Chunk]] = [None, None]  # the chunk model a / b is forwarding
         self._priming = False
+        self._pool: Optional[ThreadPoolExecutor] = None  # set for the pass when a and b run side by side
+        self._head_done: Callable[[], None] = lambda: None  # a's CNN is over (side by side: b may start its own)
+        self._shares = self._split_sites()
+        self._fed_in_b = set(self._accumulator)  # sites b's hooks feed at once (side by side: the second share only)
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
 
     # -- frame selection ------------------------------------------------------------------------
@@ -189,10 +222,34 @@ class Calibrator:
         """Sites share a frame selection when they share a frame grid and a cap (CNN sites have their own)."""
         return probe.conv_depth, probe.channel_dim == 1
 
-    def _select(self, refs: Sequence[ClipRef], lengths: Sequence[int], padded: int, keep_all: bool = False) -> None:
-        """Per frame grid, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
-        self._selection.clear()
-        self._frames.clear()
+    def _split_sites(self) -> Tuple[List[str], List[str]]:
+        """The probe sites in two shares of about equal co-moment GEMM cost (channels squared x frames kept per second).
+
+        The first share (fed by the helper thread once both forwards are done) takes the widest sites, the most
+        GEMM work per captured byte; the second is fed while b forwards, so its rows are held only briefly.
+        """
+        costs, widths = {}, {}
+        for name in self.groups:
+            group = self.spec.groups[name]
+            for k, probe in enumerate(group.probes):
+                rate = self.a.sample_rate / float(np.prod(self.strides[:probe.conv_depth]))
+                costs[f"{name}#{k}"] = group.size ** 2 * rate * self._keep_fraction(self._key(probe))
+                widths[f"{name}#{k}"] = group.size
+        shares: Tuple[List[str], List[str]] = ([], [])
+        half, load = sum(costs.values()) / 2, 0.0
+        for key in sorted(costs, key=lambda k: (-widths[k], -costs[k])):
+            into_first = load + costs[key] / 2 <= half
+            shares[0 if into_first else 1].append(key)
+            load += costs[key] if into_first else 0.0
+        return shares
+
+    def _prepare(self, refs: Sequence[ClipRef], waves_a: Sequence[torch.Tensor], waves_b: Sequence[torch.Tensor],
+                 keep_all: bool = False) -> "_Chunk":
+        """One forward's model inputs and, per frame grid, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
+        input_a, mask_a = hubert_model_input(list(waves_a), self.a.normalize)
+        input_b, mask_b = hubert_model_input(list(waves_b), self.b.normalize)
+        chunk = _Chunk(inputs=((input_a, mask_a), (input_b, mask_b)))
+        lengths, padded = [len(wave) for wave in waves_a], input_a.shape[1]
         for key in sorted({self._key(probe) for _, probe in self.probes}):
             depth = key[0]
             fraction = 1.0 if keep_all else self._keep_fraction(key)
@@ -204,42 +261,45 @@ class Calibrator:
                     kept = kept[np.random.default_rng([self.seed, ref.index, depth, int(key[1])]).random(valid) < fraction]
                 rows.append(np.full(len(kept), row))
                 frames.append(kept)
-            self._selection[key] = (torch.from_numpy(np.concatenate(rows)).long().to(self.device),
+            chunk.selection[key] = (torch.from_numpy(np.concatenate(rows)).long().to(self.device),
                                     torch.from_numpy(np.concatenate(frames)).long().to(self.device))
-            self._frames[key] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
+            chunk.frames[key] = conv_output_length(padded, self.kernels[:depth], self.strides[:depth])
+        return chunk
 
     # -- hooks ----------------------------------------------------------------------------------
-    def _pick(self, tensor: torch.Tensor, probe: Probe) -> torch.Tensor:
+    def _pick(self, tensor: torch.Tensor, probe: Probe, chunk: "_Chunk") -> torch.Tensor:
         """The selected frames of a site's activation as (N, C) float32, gathered without copying the whole tensor."""
         if isinstance(tensor, (tuple, list)):
             tensor = tensor[0]
-        expected = self._frames[self._key(probe)]
+        expected = chunk.frames[self._key(probe)]
         time_dim = 2 if probe.channel_dim == 1 else 1
         if tensor.shape[time_dim] != expected:  # B runs at another native rate: align its frames onto A's grid
             frames = _as_frames(tensor, probe).transpose(1, 2)
             tensor = F.interpolate(frames, size=expected, mode="linear", align_corners=False).transpose(1, 2)
             time_dim = 1
-        rows, frames = self._selection[self._key(probe)]
+        rows, frames = chunk.selection[self._key(probe)]
         picked = tensor[rows, :, frames] if time_dim == 2 else tensor[rows, frames]  # (N, C)
         return picked.float()
 
     def _sink_a(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
-        self._captured[key] = self._pick(tensor, probe)
-        self._stop_when_every_probe_fired(key)
+        self._sink(0, key, probe, tensor)
 
     def _sink_b(self, key: str, probe: Probe, tensor: torch.Tensor) -> None:
-        if key not in self._captured:  # the twin of the check after both forwards
-            raise CalibrationError(f"probe site {key} fired in model b but not in model a")
-        if self._priming:
-            self._accumulator[key].set_shift(self._captured.pop(key).mean(0), self._pick(tensor, probe).mean(0))
-        else:
-            self._accumulator[key].update(self._captured.pop(key), self._pick(tensor, probe))
-        self._stop_when_every_probe_fired(key)
+        self._sink(1, key, probe, tensor)
 
-    def _stop_when_every_probe_fired(self, key: str) -> None:
+    def _sink(self, side: int, key: str, probe: Probe, tensor: torch.Tensor) -> None:
+        chunk = self._current[side]
+        rows = self._pick(tensor, probe, chunk)
+        chunk.fired[side].add(key)
+        if side == 1 and not self._priming and key in self._fed_in_b and key in chunk.captured[0]:
+            self._accumulator[key].update(chunk.captured[0].pop(key), rows)  # a's rows go as soon as b's arrive
+        else:
+            chunk.captured[side][key] = rows
+        self._stop_when_every_probe_fired(len(chunk.fired[side]))
+
+    def _stop_when_every_probe_fired(self, fired: int) -> None:  # fired: sites this forward has captured
         # the rest of the forward (a CNN-only merge: the whole transformer) would compute nothing we use
-        self._fired.add(key)
-        if len(self._fired) == len(self.probes):
+        if fired == len(self.probes):
             raise _EveryProbeFired
 
     # -- the pass -------------------------------------------------------------------------------
@@ -250,7 +310,8 @@ class Calibrator:
         mine = everything if self.shard is None else everything[self.shard.rank::self.shard.world]
         result = CalibrationResult(self.moments)
         bar = tqdm(total=sum(len(b) for b in mine), unit="clip", desc="calibration", disable=not progress)
-        with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), _hooks(self.b.model, self.probes, self._sink_b):
+        with torch.inference_mode(), _hooks(self.a.model, self.probes, self._sink_a), \
+                _hooks(self.b.model, self.probes, self._sink_b), self._side_by_side():
             self._prime(refs, clip_seconds)
             release_free_memory()  # once: the prime's all-frame buffers would otherwise fragment the pass's heap
             for batch in mine:
@@ -260,6 +321,29 @@ class Calibrator:
         self._reduce(result)
         self._check(result)
         return result
+
+    @contextmanager
+    def _side_by_side(self) -> Iterator[None]:
+        """On a CPU with >= 2 torch threads: a and b forward side by side, each on half the threads (see module doc)."""
+        threads = torch.get_num_threads()
+        if self.device.type != "cpu" or threads < 2:
+            yield
+            return
+        torch.set_num_threads(threads // 2)  # before the pool exists: a thread reads the setting at its first op
+        share_the_heap_with_new_threads()  # else the helper's own arena keeps a second forward's freed activations
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="calibration")
+        cnn = getattr(self.a.model, "feature_extractor", None)  # without one, b waits for a's whole forward
+        handle = cnn.register_forward_hook(lambda *_: self._head_done()) if cnn is not None else None
+        self._fed_in_b = set(self._shares[1])
+        try:
+            yield
+        finally:
+            self._fed_in_b = set(self._accumulator)
+            if handle is not None:
+                handle.remove()
+            self._pool.shutdown()
+            self._pool = None
+            torch.set_num_threads(threads)
 
     def _load(self, batch: Sequence[ClipRef], clip_seconds: float) -> List[Tuple[Optional[torch.Tensor], int]]:
         """(wave on the device, rate) per clip, decoded on the host and moved in one copy; (None, rate) for a silent clip."""
@@ -291,26 +375,58 @@ class Calibrator:
                     native_a, native_b, _ = self._native(ref, *self._load([ref], seconds)[0])
                     if native_a is None:
                         continue
-                    self._forward_pair([ref], [native_a], [native_b], keep_all=True)
+                    self._forward_pair(self._prepare([ref], [native_a], [native_b], keep_all=True))
                     return
         finally:
             self._priming = False
 
-    def _forward_pair(self, refs: Sequence[ClipRef], waves_a: Sequence[torch.Tensor], waves_b: Sequence[torch.Tensor],
-                      keep_all: bool = False) -> None:
-        """Forward one chunk of clips through a, then b; the hooks feed the selected frames of every site."""
-        input_a, mask_a = hubert_model_input(list(waves_a), self.a.normalize)
-        input_b, mask_b = hubert_model_input(list(waves_b), self.b.normalize)
-        self._select(refs, [len(wave) for wave in waves_a], input_a.shape[1], keep_all=keep_all)
-        for model, inputs, mask in ((self.a.model, input_a, mask_a), (self.b.model, input_b, mask_b)):
-            self._fired.clear()
+    def _forward(self, side: int, chunk: "_Chunk") -> None:
+        """Forward ``chunk`` through model a (side 0) or b (side 1); the hooks capture its selected frames."""
+        self._current[side] = chunk
+        try:
+            _forward_until_done((self.a, self.b)[side].model, *chunk.inputs[side])
+        finally:
+            self._current[side] = None
+
+    def _check_sites(self, chunk: "_Chunk") -> None:
+        fired_a, fired_b = chunk.fired
+        for model, extra in (("a", fired_a - fired_b), ("b", fired_b - fired_a)):
+            if extra:  # the models do not run the spec's sites alike
+                other = "b" if model == "a" else "a"
+                raise CalibrationError(f"probe site(s) {', '.join(sorted(extra))} fired in model {model} but not in model {other}")
+
+    def _feed(self, chunk: "_Chunk", keys: Sequence[str]) -> None:
+        """Add the chunk's rows of these sites to their accumulators (and let go of them)."""
+        captured_a, captured_b = chunk.captured
+        for key in keys:
+            if key in captured_a and key in captured_b:  # not yet fed by b's hook
+                self._accumulator[key].update(captured_a.pop(key), captured_b.pop(key))
+
+    def _forward_pair(self, chunk: "_Chunk") -> None:
+        """Forward one chunk of clips through a, then b, and feed (or, priming, shift) every site's accumulator."""
+        self._forward(0, chunk)
+        self._forward(1, chunk)
+        self._check_sites(chunk)
+        if self._priming:
+            for key, rows_a in chunk.captured[0].items():
+                self._accumulator[key].set_shift(rows_a.mean(0), chunk.captured[1][key].mean(0))
+        else:
+            self._feed(chunk, list(chunk.captured[0]))
+
+    def _forward_side_by_side(self, chunks: Sequence["_Chunk"]) -> None:
+        """Forward the chunks through a on the helper thread and b here, b trailing by a's CNN (see core.staggered)."""
+        def lead(j: int, head_done: Callable[[], None]) -> None:
+            self._head_done = head_done
             try:
-                model(inputs, attention_mask=mask)
-            except _EveryProbeFired:
-                pass
-        if self._captured:  # a probe fired in a but not in b: the models do not run the spec's sites alike
-            raise CalibrationError(f"probe site(s) {sorted(self._captured)} fired in model a but not in model b")
-        self._captured.clear()
+                self._forward(0, chunks[j])
+            finally:
+                self._head_done = lambda: None
+
+        run_staggered(len(chunks), self._pool, lead=lead, follow=lambda j: self._forward(1, chunks[j]),
+                      check=lambda j: self._check_sites(chunks[j]),
+                      finish_lead=lambda j: self._feed(chunks[j], self._shares[0]),
+                      finish_follow=lambda j: self._feed(chunks[j], self._shares[1]),
+                      helper_context=_in_inference_mode)
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
@@ -329,8 +445,13 @@ class Calibrator:
             waves_b.append(native_b)
             result.seconds += seconds
         result.clips += len(used)
-        for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate):
-            self._forward_pair([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
+        chunks = [self._prepare([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
+                  for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate)]
+        if self._pool is not None:
+            self._forward_side_by_side(chunks)
+            return
+        for chunk in chunks:
+            self._forward_pair(chunk)
 
     def _reduce(self, result: CalibrationResult) -> None:
         """Sum counters and merge accumulators across the shard's group (nothing without a shard)."""
