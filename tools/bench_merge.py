@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from upstream_merged.models.hubert import load_hubert_family  # noqa: E402
 from upstream_merged.core.memory import own_peak_rss  # noqa: E402
+from upstream_merged.core.staggered import half_the_threads_each  # noqa: E402
 from upstream_merged.permutation.apply import apply_permutations, invert_all, random_permutations  # noqa: E402
 from upstream_merged.permutation.audio import list_clips, load_clip  # noqa: E402
 from upstream_merged.permutation.calibration import forward_chunks  # noqa: E402
@@ -100,18 +101,13 @@ def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int, device: str = "cp
     for encoder in encoders:
         encoder.model.to(device)
     refs = list_clips(Calibration(**calibration(args, args.clips, args.fps)), seed=0)
-    threads = torch.get_num_threads()
-    pool = None
-    if side_by_side:
-        torch.set_num_threads(max(1, threads // 2))  # before the pool's threads run their first op
-        pool = ThreadPoolExecutor(2)
     wall = cpu = audio = 0.0
 
     def forward(encoder, inputs, mask) -> None:
         with torch.inference_mode():  # a thread-local switch
             encoder.model(inputs, attention_mask=mask)
 
-    try:
+    with half_the_threads_each(2) if side_by_side else nullcontext() as pool:
         for start in range(parity * args.batch, len(refs), 2 * args.batch):
             began = time.perf_counter()
             waves = [torch.from_numpy(load_clip(ref, 10.0)[0]).to(device) for ref in refs[start:start + args.batch]]
@@ -129,10 +125,6 @@ def bare_forwards(dir_a: Path, dir_b: Path, args, parity: int, device: str = "cp
                     torch.cuda.synchronize()
                 wall += time.perf_counter() - began
                 cpu += time.process_time() - began_cpu
-    finally:
-        if pool is not None:
-            pool.shutdown()
-            torch.set_num_threads(threads)
     return wall, cpu, audio
 
 

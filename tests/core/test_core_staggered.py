@@ -4,8 +4,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
-from upstream_merged.core.staggered import run_staggered
+from upstream_merged.core.staggered import half_the_threads_each, run_staggered
 
 
 class Log:
@@ -21,7 +22,7 @@ class Log:
         return self.events.index(event)
 
 
-def run(count, log, fail=None):
+def run(count, log, fail=None, follow_head=0.0):
     def lead(j, head_done):
         log("lead head", j, threading.current_thread().name)
         time.sleep(0.01)
@@ -32,10 +33,13 @@ def run(count, log, fail=None):
         time.sleep(0.02)
         log("lead done", j)
 
-    def follow(j):
+    def follow(j, head_done):
         log("follow", j, threading.current_thread().name)
         if fail == ("follow", j):
             raise ValueError(f"follow {j} failed")
+        time.sleep(follow_head)
+        log("follow head done", j)
+        head_done()
         time.sleep(0.01)
         log("follow done", j)
 
@@ -61,6 +65,18 @@ def test_each_follow_item_starts_after_the_lead_items_head_and_each_share_runs_o
     assert {e[2] for e in log.events if e[0] == "follow"} == {threading.current_thread().name}
 
 
+@pytest.mark.parametrize("follow_head", [0.0, 0.05])
+def test_no_two_heads_run_at_once_even_when_the_follow_is_the_slower_stream(follow_head):
+    log = Log()
+    run(5, log, follow_head=follow_head)
+    for j in range(5):
+        follow_start = [i for i, e in enumerate(log.events) if e[:2] == ("follow", j)][0]
+        assert log.index("lead head done", j) < follow_start
+        if j:  # the lead's next head waits for the follow's head, however far ahead the lead could run
+            lead_start = [i for i, e in enumerate(log.events) if e[:2] == ("lead head", j)][0]
+            assert log.index("follow head done", j - 1) < lead_start
+
+
 def test_the_lead_runs_at_most_one_item_ahead():
     log = Log()
     run(5, log)
@@ -83,3 +99,22 @@ def test_a_failure_on_either_thread_stops_both_and_is_raised(where, error):
 def test_no_items_is_a_no_op():
     with ThreadPoolExecutor(1) as pool:
         run_staggered(0, pool, None, None, None, None, None)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_the_pool_and_the_caller_each_run_on_half_the_threads_and_the_count_is_restored(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with half_the_threads_each(2, "half") as pool:
+            seen = [future.result() for future in [pool.submit(lambda: (threading.current_thread().name,
+                                                                        torch.get_num_threads())) for _ in range(2)]]
+            assert torch.get_num_threads() == max(1, threads // 2)
+        assert all(name.startswith("half") and count == max(1, threads // 2) for name, count in seen)
+        assert torch.get_num_threads() == threads
+        with pytest.raises(RuntimeError, match="inside"):
+            with half_the_threads_each(1):
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -1,20 +1,43 @@
-"""Two streams of work over the same items on two threads, the second trailing the first by a head start.
+"""Two streams of work over the same items on two threads, their heads taking turns.
 
-Item ``j`` of the lead stream runs on a helper thread, item ``j`` of the follow stream on the calling thread.
-The follow stream starts item ``j`` only once the lead stream has signalled that item's head is over
-(``head_done``): the two heads of an item never run at the same time, and when the rest of a lead item
-takes longer than a follow item's head (a forward's CNN against its transformer), the follow head ends
-before the lead's next head starts. Work that needs both streams' results of item ``j`` comes in two shares,
-one per thread (``finish_lead`` on the helper, ``finish_follow`` here), after ``check(j)``, which runs once
-both are done. The lead stream runs at most one item ahead, so at most two items' results are held.
+Item ``j`` of the lead stream runs on a helper thread, item ``j`` of the follow stream on the calling thread;
+each stream signals when an item's head is over (``head_done``: a forward's CNN, its activation peak). The
+heads take turns: the follow stream starts item ``j`` once the lead's head ``j`` is over, and the lead starts
+item ``j + 1`` once the follow's head ``j`` is over, so no two heads ever run at once, whichever stream is the
+slower one (with only the first rule, a lead faster than the follow catches up with it, and its next head runs
+beside the follow's head). Work that needs both streams' results of item ``j`` comes in two shares, one per
+thread (``finish_lead`` on the helper, ``finish_follow`` here), after ``check(j)``, which runs once both are
+done. The lead stream runs at most one item ahead, so at most two items' results are held.
 
 A failure on either thread stops both (no thread is left waiting) and is raised here.
+:func:`half_the_threads_each` makes the pool whose threads, like the calling thread, run torch ops on half
+of torch's threads.
 """
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List
+from contextlib import contextmanager
+from typing import Callable, Iterator, List
+
+import torch
+
+
+@contextmanager
+def half_the_threads_each(helpers: int, name: str = "side-by-side") -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``helpers`` threads; it and the calling thread run torch ops on half of torch's threads (restored after).
+
+    torch's thread count is per thread and a new thread takes the process's setting at its first op, so the
+    setting is halved before the pool exists. Inference mode is per thread too: jobs set it for themselves.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))
+    pool = ThreadPoolExecutor(helpers, thread_name_prefix=name)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
+        torch.set_num_threads(threads)
 
 
 class _Stopped(Exception):
@@ -22,15 +45,19 @@ class _Stopped(Exception):
 
 
 def run_staggered(count: int, pool: ThreadPoolExecutor, lead: Callable[[int, Callable[[], None]], None],
-                  follow: Callable[[int], None], check: Callable[[int], None],
+                  follow: Callable[[int, Callable[[], None]], None], check: Callable[[int], None],
                   finish_lead: Callable[[int], None], finish_follow: Callable[[int], None],
                   helper_context: Callable[[Callable[[], None]], None] = lambda job: job()) -> None:
-    """Run ``count`` items through both streams (see the module doc); ``helper_context(job)`` wraps the helper's work."""
+    """Run ``count`` items through both streams (see the module doc); ``helper_context(job)`` wraps the helper's work.
+
+    ``lead(j, head_done)`` and ``follow(j, head_done)`` call ``head_done()`` when item ``j``'s head is over
+    (an item that never does counts as all head).
+    """
     if count == 0:
         return
-    head_done, lead_done, checked = ([threading.Event() for _ in range(count)] for _ in range(3))
+    lead_head, follow_head, lead_done, checked = ([threading.Event() for _ in range(count)] for _ in range(4))
     failed = threading.Event()
-    everything: List[threading.Event] = head_done + lead_done + checked
+    everything: List[threading.Event] = lead_head + follow_head + lead_done + checked
 
     def wait(event: threading.Event) -> None:
         event.wait()
@@ -45,8 +72,10 @@ def run_staggered(count: int, pool: ThreadPoolExecutor, lead: Callable[[int, Cal
     def helper() -> None:
         try:
             for j in range(count):
-                lead(j, head_done[j].set)
-                head_done[j].set()  # also when the lead item never reached the end of its head
+                if j:
+                    wait(follow_head[j - 1])
+                lead(j, lead_head[j].set)
+                lead_head[j].set()  # also when the lead item never reached the end of its head
                 lead_done[j].set()
                 if j:
                     wait(checked[j - 1])
@@ -62,8 +91,9 @@ def run_staggered(count: int, pool: ThreadPoolExecutor, lead: Callable[[int, Cal
     future = pool.submit(helper_context, helper)
     try:
         for j in range(count):
-            wait(head_done[j])
-            follow(j)
+            wait(lead_head[j])
+            follow(j, follow_head[j].set)
+            follow_head[j].set()
             wait(lead_done[j])
             check(j)
             checked[j].set()

@@ -8,9 +8,9 @@ chosen per clip from the clip's global index, so results do not depend on batchi
 Everything runs on one device (``device``: CPU, or a GPU with both models, the co-moment GEMMs and
 the accumulators on it); audio is decoded on the host and moved once per batch. On a CPU with two or
 more torch threads, a and b forward side by side, each on half the threads (a forward's small ops
-parallelise poorly: HuBERT Base on one thread takes about 0.87 of the CPU time it takes on two). b trails
-a by a's CNN, so the two CNNs - a forward's activation peak, about 96 MB for 5 s of audio - never run at
-once (:mod:`upstream_merged.core.staggered`); the widest sites are fed on the helper thread once both
+parallelise poorly: HuBERT Base on one thread takes about 0.87 of the CPU time it takes on two). The two
+CNNs - a forward's activation peak, about 96 MB for 5 s of audio - take turns and never run at once (b's
+starts when a's is over, a's next when b's is over: :mod:`upstream_merged.core.staggered`); the widest sites are fed on the helper thread once both
 forwards are done, the others by b's hooks as b's rows arrive; the helper shares the heap arena. Otherwise
 a then b, b's hooks feeding every site. A calibration is sharded across processes only when it is given a
 :class:`Shard` explicitly (the merge CLI under torchrun does that): a hub entry built inside someone
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from upstream_merged.core.frames import conv_output_length, receptive_field
 from upstream_merged.core.memory import release_free_memory, share_the_heap_with_new_threads
 from upstream_merged.core.rng import without_global_rng_effects
-from upstream_merged.core.staggered import run_staggered
+from upstream_merged.core.staggered import half_the_threads_each, run_staggered
 from upstream_merged.core.stats import CrossMoments
 from upstream_merged.permutation.audio import CalibrationError, ClipRef, batches, load_clip
 from upstream_merged.permutation.placement import DEVICE_CHOICES, resolve_device  # noqa: F401 (re-exported)
@@ -124,6 +124,10 @@ def forward_chunks(lengths: Sequence[int], max_batch_seconds: Optional[float], r
     return chunks + ([current] if current else [])
 
 
+def _nothing() -> None:
+    """No one is waiting for this model's CNN."""
+
+
 def _in_inference_mode(job: Callable[[], None]) -> None:
     """Run ``job`` in inference mode (a thread-local switch: the pass's threads set it for themselves)."""
     with torch.inference_mode():
@@ -203,7 +207,7 @@ class Calibrator:
         self._current: List[Optional[_Chunk]] = [None, None]  # the chunk model a / b is forwarding
         self._priming = False
         self._pool: Optional[ThreadPoolExecutor] = None  # set for the pass when a and b run side by side
-        self._head_done: Callable[[], None] = lambda: None  # a's CNN is over (side by side: b may start its own)
+        self._head_done: List[Callable[[], None]] = [_nothing, _nothing]  # model a's / b's CNN is over (side by side)
         self._shares = self._split_sites()
         self._fed_in_b = set(self._accumulator)  # sites b's hooks feed at once (side by side: the second share only)
         self.min_samples = {rate: receptive_field(self.kernels, self.strides) for rate in (encoder_a.sample_rate, encoder_b.sample_rate)}
@@ -329,21 +333,21 @@ class Calibrator:
         if self.device.type != "cpu" or threads < 2:
             yield
             return
-        torch.set_num_threads(threads // 2)  # before the pool exists: a thread reads the setting at its first op
         share_the_heap_with_new_threads()  # else the helper's own arena keeps a second forward's freed activations
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="calibration")
-        cnn = getattr(self.a.model, "feature_extractor", None)  # without one, b waits for a's whole forward
-        handle = cnn.register_forward_hook(lambda *_: self._head_done()) if cnn is not None else None
+        handles = []  # a model without a feature_extractor counts as all CNN: the other waits for its whole forward
+        for side, encoder in enumerate((self.a, self.b)):
+            cnn = getattr(encoder.model, "feature_extractor", None)
+            if cnn is not None:
+                handles.append(cnn.register_forward_hook(lambda *_, side=side: self._head_done[side]()))
         self._fed_in_b = set(self._shares[1])
         try:
-            yield
+            with half_the_threads_each(1, "calibration") as self._pool:
+                yield
         finally:
-            self._fed_in_b = set(self._accumulator)
-            if handle is not None:
-                handle.remove()
-            self._pool.shutdown()
             self._pool = None
-            torch.set_num_threads(threads)
+            self._fed_in_b = set(self._accumulator)
+            for handle in handles:
+                handle.remove()
 
     def _load(self, batch: Sequence[ClipRef], clip_seconds: float) -> List[Tuple[Optional[torch.Tensor], int]]:
         """(wave on the device, rate) per clip, decoded on the host and moved in one copy; (None, rate) for a silent clip."""
@@ -414,16 +418,16 @@ class Calibrator:
             self._feed(chunk, list(chunk.captured[0]))
 
     def _forward_side_by_side(self, chunks: Sequence["_Chunk"]) -> None:
-        """Forward the chunks through a on the helper thread and b here, b trailing by a's CNN (see core.staggered)."""
-        def lead(j: int, head_done: Callable[[], None]) -> None:
-            self._head_done = head_done
+        """Forward the chunks through a on the helper thread and b here, their CNNs taking turns (see core.staggered)."""
+        def forward(side: int, j: int, head_done: Callable[[], None]) -> None:
+            self._head_done[side] = head_done
             try:
-                self._forward(0, chunks[j])
+                self._forward(side, chunks[j])
             finally:
-                self._head_done = lambda: None
+                self._head_done[side] = _nothing
 
-        run_staggered(len(chunks), self._pool, lead=lead, follow=lambda j: self._forward(1, chunks[j]),
-                      check=lambda j: self._check_sites(chunks[j]),
+        run_staggered(len(chunks), self._pool, lead=lambda j, done: forward(0, j, done),
+                      follow=lambda j, done: forward(1, j, done), check=lambda j: self._check_sites(chunks[j]),
                       finish_lead=lambda j: self._feed(chunks[j], self._shares[0]),
                       finish_follow=lambda j: self._feed(chunks[j], self._shares[1]),
                       helper_context=_in_inference_mode)
