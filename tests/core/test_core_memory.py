@@ -1,4 +1,4 @@
-"""core.memory: a child process's own peak resident set; new threads sharing the heap arena after share_the_heap_with_new_threads."""
+"""core.memory: a child process's own peak resident set; new threads sharing the heap arena; large buffers unmapped when freed."""
 import subprocess
 import sys
 
@@ -44,3 +44,36 @@ def test_after_share_the_heap_a_new_thread_allocates_from_the_existing_arena():
     shared, applied = arenas_after_a_thread_allocates("share")
     assert default == 2  # the main arena and the thread's own
     assert (shared, applied) == (1, "True")
+
+
+MAPPED = """
+import ctypes, sys
+from upstream_merged.core.memory import unmap_large_buffers
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = Info
+libc.free(libc.malloc(31 << 20))  # a mapped buffer freed: glibc's dynamic threshold rises to 31 MiB
+applied = unmap_large_buffers() if sys.argv[1] == "unmap" else None
+before = libc.mallinfo2().hblkhd
+buffer = libc.malloc(30 << 20)
+print((libc.mallinfo2().hblkhd - before) >> 20, applied)
+libc.free(buffer)
+"""
+
+
+def mapped_mib_of_a_30_mib_buffer(mode: str) -> tuple:
+    done = subprocess.run([sys.executable, "-c", MAPPED, mode], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    mapped, applied = done.stdout.split()[-2:]
+    return int(mapped), applied
+
+
+def test_after_unmap_large_buffers_a_buffer_over_the_threshold_is_mapped_on_its_own():
+    assert mapped_mib_of_a_30_mib_buffer("default") == (0, "None")  # from the heap, where its hole would stay
+    assert mapped_mib_of_a_30_mib_buffer("unmap") == (30, "True")

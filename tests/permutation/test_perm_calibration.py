@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -158,6 +159,30 @@ def test_on_two_threads_a_and_b_forward_side_by_side_with_the_statistics_of_one_
     for name, correlation in one_thread.correlations.items():
         assert torch.equal(side_by_side.correlations[name], correlation), name
         assert torch.equal(side_by_side.perms[name], one_thread.perms[name]), name
+
+
+@pytest.mark.parametrize("threads", [1, 2])  # 2: a and b forward side by side
+def test_a_forwards_inputs_are_made_when_it_comes_up_and_dropped_after(pair, monkeypatch, threads):
+    """Not the whole batch's inputs at once: at most the chunk b is still forwarding lives beside a new one."""
+    from upstream_merged.permutation.calibration import Calibrator
+
+    torch.set_num_threads(threads)  # conftest restores one thread
+    a, b, _ = pair
+    made, others = [], []
+    prepare = Calibrator._prepare
+
+    def counted(self, *args, **kwargs):
+        others.append(sum(chunk() is not None for chunk in made))
+        chunk = prepare(self, *args, **kwargs)
+        made.append(weakref.ref(chunk))
+        return chunk
+
+    monkeypatch.setattr(Calibrator, "_prepare", counted)
+    config = Calibration(**{**SMALL_CALIBRATION, "batch_size": 6, "max_batch_seconds": 1.5})  # one clip a forward
+    align(a, b, ("cnn", "ffn"), config, seed=0, progress=False)
+    assert len(others) == 1 + 6  # the priming forward and one per clip
+    assert max(others) == (1 if threads == 2 else 0)
+    assert all(chunk() is None for chunk in made)
 
 
 @pytest.mark.parametrize("threads", [1, 2])  # 2: a and b forward side by side

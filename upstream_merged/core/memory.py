@@ -72,6 +72,22 @@ def share_the_heap_with_new_threads() -> bool:
     return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
 
 
+def unmap_large_buffers(threshold: int = 24 << 20, trim_threshold: int = 64 << 20) -> bool:
+    """Have glibc map every buffer of ``threshold`` bytes or more on its own and unmap it when freed; True if it took both.
+
+    By default glibc raises its mmap threshold to the size of each mapped buffer freed (up to 32 MiB), so a
+    forward's largest activations (a 5 s clip's first CNN layer: 31.25 MiB each) soon come from the heap,
+    where two threads' allocations interleave and the holes they leave stay resident. The trim threshold
+    (free bytes at the heap's top kept for reuse) is set as well: left at its 128 KiB default, the heap
+    would be handed back and faulted in again at every forward. Process-wide and kept for the life of the
+    process (glibc's dynamic threshold is off from then on).
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    return all([mallopt(M_MMAP_THRESHOLD, threshold) == 1, mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1])
+
+
 def own_peak_rss() -> int:
     """This process's peak resident set in bytes: VmHWM of its own address space.
 

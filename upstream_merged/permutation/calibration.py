@@ -19,9 +19,11 @@ else's process group calibrates on every clip and calls no collective.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from upstream_merged.core.frames import conv_output_length, receptive_field
-from upstream_merged.core.memory import release_free_memory, share_the_heap_with_new_threads
+from upstream_merged.core.memory import release_free_memory, share_the_heap_with_new_threads, unmap_large_buffers
 from upstream_merged.core.rng import without_global_rng_effects
 from upstream_merged.core.staggered import half_the_threads_each, run_staggered
 from upstream_merged.core.stats import CrossMoments
@@ -54,7 +56,7 @@ class _EveryProbeFired(Exception):
 class _Chunk:
     """One forward's worth of clips: both models' inputs, the frames kept per grid, and the rows each model's hooks captured."""
 
-    inputs: Tuple[Tuple[torch.Tensor, Optional[torch.Tensor]], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+    inputs: List[Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]]]  # per model; None once forwarded
     selection: Dict[Tuple[int, bool], Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     frames: Dict[Tuple[int, bool], int] = field(default_factory=dict)
     captured: Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]] = field(default_factory=lambda: ({}, {}))
@@ -252,7 +254,7 @@ class Calibrator:
         """One forward's model inputs and, per frame grid, the (clip row, frame) pairs kept: valid frames, subsampled per clip with its own seed."""
         input_a, mask_a = hubert_model_input(list(waves_a), self.a.normalize)
         input_b, mask_b = hubert_model_input(list(waves_b), self.b.normalize)
-        chunk = _Chunk(inputs=((input_a, mask_a), (input_b, mask_b)))
+        chunk = _Chunk(inputs=[(input_a, mask_a), (input_b, mask_b)])
         lengths, padded = [len(wave) for wave in waves_a], input_a.shape[1]
         for key in sorted({self._key(probe) for _, probe in self.probes}):
             depth = key[0]
@@ -334,6 +336,7 @@ class Calibrator:
             yield
             return
         share_the_heap_with_new_threads()  # else the helper's own arena keeps a second forward's freed activations
+        unmap_large_buffers()  # the CNNs' largest activations would otherwise leave resident holes in the shared heap
         handles = []  # a model without a feature_extractor counts as all CNN: the other waits for its whole forward
         for side, encoder in enumerate((self.a, self.b)):
             cnn = getattr(encoder.model, "feature_extractor", None)
@@ -391,6 +394,7 @@ class Calibrator:
             _forward_until_done((self.a, self.b)[side].model, *chunk.inputs[side])
         finally:
             self._current[side] = None
+            chunk.inputs[side] = None  # the audio is not needed again
 
     def _check_sites(self, chunk: "_Chunk") -> None:
         fired_a, fired_b = chunk.fired
@@ -417,20 +421,34 @@ class Calibrator:
         else:
             self._feed(chunk, list(chunk.captured[0]))
 
-    def _forward_side_by_side(self, chunks: Sequence["_Chunk"]) -> None:
-        """Forward the chunks through a on the helper thread and b here, their CNNs taking turns (see core.staggered)."""
+    def _forward_side_by_side(self, makers: Sequence[Callable[[], "_Chunk"]]) -> None:
+        """Forward each chunk through a on the helper thread and b here, their CNNs taking turns (see core.staggered).
+
+        a always reaches a chunk first, so the helper makes its inputs; a chunk is dropped once both shares are fed.
+        """
+        chunks: Dict[int, _Chunk] = {}
+        fed = {j: 2 for j in range(len(makers))}
+        lock = threading.Lock()
+
         def forward(side: int, j: int, head_done: Callable[[], None]) -> None:
+            if side == 0:
+                chunks[j] = makers[j]()
             self._head_done[side] = head_done
             try:
                 self._forward(side, chunks[j])
             finally:
                 self._head_done[side] = _nothing
 
-        run_staggered(len(chunks), self._pool, lead=lambda j, done: forward(0, j, done),
+        def feed(share: int, j: int) -> None:
+            self._feed(chunks[j], self._shares[share])
+            with lock:
+                fed[j] -= 1
+                if not fed[j]:
+                    del chunks[j]
+
+        run_staggered(len(makers), self._pool, lead=lambda j, done: forward(0, j, done),
                       follow=lambda j, done: forward(1, j, done), check=lambda j: self._check_sites(chunks[j]),
-                      finish_lead=lambda j: self._feed(chunks[j], self._shares[0]),
-                      finish_follow=lambda j: self._feed(chunks[j], self._shares[1]),
-                      helper_context=_in_inference_mode)
+                      finish_lead=partial(feed, 0), finish_follow=partial(feed, 1), helper_context=_in_inference_mode)
 
     def _step(self, batch: Sequence[ClipRef], clip_seconds: float, result: CalibrationResult) -> None:
         used, waves_a, waves_b = [], [], []
@@ -449,13 +467,15 @@ class Calibrator:
             waves_b.append(native_b)
             result.seconds += seconds
         result.clips += len(used)
-        chunks = [self._prepare([used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
+        # each forward's inputs are made when it comes up (one or two at a time, not the whole batch's at once)
+        makers = [partial(self._prepare, [used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
                   for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate)]
+        del waves_a, waves_b  # the makers hold what they need
         if self._pool is not None:
-            self._forward_side_by_side(chunks)
+            self._forward_side_by_side(makers)
             return
-        for chunk in chunks:
-            self._forward_pair(chunk)
+        for make in makers:
+            self._forward_pair(make())
 
     def _reduce(self, result: CalibrationResult) -> None:
         """Sum counters and merge accumulators across the shard's group (nothing without a shard)."""
