@@ -10,13 +10,14 @@ the accumulators on it); audio is decoded on the host and moved once per batch. 
 more torch threads, a and b forward side by side, each on half the threads (a forward's small ops
 parallelise poorly: HuBERT Base on one thread takes about 0.87 of the CPU time it takes on two). The two
 CNNs - a forward's activation peak, about 96 MB for 5 s of audio - take turns and never run at once (b's
-starts when a's is over, a's next when b's is over: :mod:`upstream_merged.core.staggered`); the widest sites are fed on the helper thread once both
-forwards are done, the others by b's hooks as b's rows arrive; the helper shares the heap arena, and buffers
-of 24 MiB or more are mapped on their own (no resident holes in that heap). Each forward's inputs are made
-when it comes up and dropped after it. Otherwise
-a then b, b's hooks feeding every site. A calibration is sharded across processes only when it is given a
-:class:`Shard` explicitly (the merge CLI under torchrun does that): a hub entry built inside someone
-else's process group calibrates on every clip and calls no collective.
+starts when a's is over, a's next when b's is over: :mod:`upstream_merged.core.staggered`); the widest
+sites are fed on the helper thread once both forwards are done, the others by b's hooks as b's rows
+arrive; the helper shares the heap arena, and buffers of 24 MiB or more are mapped on their own (no
+resident holes in that heap; a process-wide glibc setting that stays). Otherwise a then b, b's hooks
+feeding every site. Either way each forward's inputs are made when it comes up and dropped after it.
+A calibration is sharded across processes only when it is given a :class:`Shard` explicitly (the merge
+CLI under torchrun does that): a hub entry built inside someone else's process group calibrates on every
+clip and calls no collective.
 """
 from __future__ import annotations
 
