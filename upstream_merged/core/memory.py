@@ -28,6 +28,12 @@ def _libc_function(name: str) -> Optional[Callable[..., int]]:
         return None
 
 
+def _set_allocator(*settings: tuple) -> bool:
+    """Apply glibc ``mallopt`` (option, value) settings in order; True if every one applied (False without glibc)."""
+    mallopt = _libc_function("mallopt")
+    return mallopt is not None and all(mallopt(option, value) == 1 for option, value in settings)
+
+
 def release_free_memory() -> bool:
     """Return the allocator's free pages to the OS after a garbage collection; True if it could trim.
 
@@ -52,11 +58,7 @@ def keep_freed_memory_in_the_heap(mmap_threshold: int = 32 << 20, trim_threshold
     ``mmap_threshold`` bytes come from the heap, which is trimmed only past ``trim_threshold`` free bytes
     and grows ``top_pad`` bytes at a time. Costs resident memory: not for memory-bound runs.
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return False
-    settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad))
-    return all(mallopt(option, value) == 1 for option, value in settings)
+    return _set_allocator((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad))
 
 
 def share_the_heap_with_new_threads() -> bool:
@@ -68,8 +70,7 @@ def share_the_heap_with_new_threads() -> bool:
     life of the process (glibc never re-reads it): later threads share arenas too. Threads that already
     have an arena keep it.
     """
-    mallopt = _libc_function("mallopt")
-    return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
+    return _set_allocator((M_ARENA_MAX, 1))
 
 
 def unmap_large_buffers(threshold: int = 24 << 20, trim_threshold: int = 64 << 20) -> bool:
@@ -82,10 +83,7 @@ def unmap_large_buffers(threshold: int = 24 << 20, trim_threshold: int = 64 << 2
     would be handed back and faulted in again at every forward. Process-wide and kept for the life of the
     process (glibc's dynamic threshold is off from then on).
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return False
-    return all([mallopt(M_MMAP_THRESHOLD, threshold) == 1, mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1])
+    return _set_allocator((M_MMAP_THRESHOLD, threshold), (M_TRIM_THRESHOLD, trim_threshold))
 
 
 def own_peak_rss() -> int:

@@ -473,7 +473,6 @@ class Calibrator:
         # each forward's inputs are made when it comes up (one or two at a time, not the whole batch's at once)
         makers = [partial(self._prepare, [used[i] for i in chunk], [waves_a[i] for i in chunk], [waves_b[i] for i in chunk])
                   for chunk in forward_chunks([len(w) for w in waves_a], self.max_batch_seconds, self.a.sample_rate)]
-        del waves_a, waves_b  # the makers hold what they need
         if self._pool is not None:
             self._forward_side_by_side(makers)
             return
